@@ -1,0 +1,16 @@
+"""The catalog's settings, from CATALOG_* environment variables."""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import ServiceSettings
+
+
+class CatalogSettings(ServiceSettings):
+    """CATALOG_HOST, CATALOG_PORT, CATALOG_DATABASE_URL, CATALOG_LOG_LEVEL."""
+
+    model_config = SettingsConfigDict(env_prefix="CATALOG_", extra="ignore")
+
+    port: int = 8001
+    database_url: str = "sqlite:///data/catalog.sqlite3"

@@ -1,0 +1,116 @@
+"""RFC 9457 problem responses for every service: one place maps errors to HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from proto.problem import InvalidParam, Problem
+
+PROBLEM_JSON = "application/problem+json"
+# A URN: problem kinds are stable names, not pages this project hosts.
+PROBLEM_BASE = "urn:community-ledger:problem:"
+
+# Shown in OpenAPI for the error statuses endpoints can answer.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": description}
+    for status, description in {
+        404: "Not found",
+        409: "Conflicts with the ledger's current state",
+        422: "Invalid request",
+    }.items()
+}
+
+
+def problem_response(
+    status: int,
+    title: str,
+    detail: str | None,
+    *,
+    kind: str | None = None,
+    instance: str | None = None,
+    invalid_params: list[InvalidParam] | None = None,
+) -> JSONResponse:
+    """A problem+json response."""
+    problem = Problem(
+        type=PROBLEM_BASE + kind if kind else "about:blank",
+        title=title,
+        status=status,
+        detail=detail,
+        instance=instance,
+        **{"invalid-params": invalid_params},
+    )
+    return JSONResponse(
+        problem.model_dump(by_alias=True, exclude_none=True),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+    )
+
+
+def _location(loc: Sequence[int | str]) -> str:
+    name = ""
+    for part in loc:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name
+
+
+def _reason(error: dict[str, Any]) -> str:
+    message = str(error.get("msg", "is invalid"))
+    # Pydantic prefixes messages raised by validators; the prefix tells a person nothing.
+    return message.removeprefix("Value error, ")
+
+
+def _snake_to_words(name: str) -> str:
+    return "".join(" " + c.lower() if c.isupper() else c for c in name).strip().capitalize()
+
+
+def install_problem_handlers(
+    app: FastAPI, domain_errors: Sequence[tuple[type[Exception], int]] = ()
+) -> None:
+    """Answer validation errors, HTTP errors and the given domain errors as problem+json."""
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        params = [
+            InvalidParam(name=_location(e.get("loc", ())), reason=_reason(e)) for e in exc.errors()
+        ]
+        detail = "; ".join(f"{p.name}: {p.reason}" for p in params)
+        return problem_response(
+            422,
+            "The request is not valid",
+            detail,
+            kind="invalid-request",
+            instance=request.url.path,
+            invalid_params=params,
+        )
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Error")
+        response = problem_response(
+            exc.status_code, title, str(exc.detail), instance=request.url.path
+        )
+        for key, value in (exc.headers or {}).items():
+            response.headers[key] = value
+        return response
+
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+
+    for error_class, status in domain_errors:
+
+        async def domain_error(
+            request: Request, exc: Exception, status: int = status
+        ) -> JSONResponse:
+            name = type(exc).__name__
+            kind = "".join("-" + c.lower() if c.isupper() else c for c in name).lstrip("-")
+            return problem_response(
+                status, _snake_to_words(name), str(exc), kind=kind, instance=request.url.path
+            )
+
+        app.add_exception_handler(error_class, domain_error)

@@ -1,0 +1,68 @@
+"""Dependencies the ledger's routers share."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import AwareDatetime
+
+from services.ledger.application import LedgerApplication
+
+
+def get_ledger(request: Request) -> LedgerApplication:
+    """The application built by `create_app` for this process."""
+    ledger: LedgerApplication = request.app.state.ledger
+    return ledger
+
+
+Ledger = Annotated[LedgerApplication, Depends(get_ledger)]
+Limit = Annotated[int, Query(ge=1, le=1000, description="Page size")]
+Cursor = Annotated[int, Query(ge=0, description="`next_cursor` of the previous page")]
+AsOf = Annotated[
+    AwareDatetime | None,
+    Query(description="Business time: the state as it was true at this moment (with timezone)"),
+]
+
+
+def _known_at(
+    known_at: Annotated[
+        str | None,
+        Query(
+            description="Record time: the state as the ledger knew it at this moment (with "
+            "timezone), or at this feed position (an integer)",
+            examples=["2014-12-31T23:59:59+08:00", "1200"],
+        ),
+    ] = None,
+) -> int | datetime | None:
+    if known_at is None:
+        return None
+    if known_at.isdigit():
+        return int(known_at)
+    try:
+        moment = datetime.fromisoformat(known_at)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", "known_at"),
+                    "msg": "known_at must be a feed position (an integer) or a datetime with "
+                    "a timezone, e.g. 2014-12-31T23:59:59+08:00",
+                    "type": "known_at",
+                }
+            ]
+        )
+    return moment
+
+
+KnownAt = Annotated[int | datetime | None, Depends(_known_at)]
+
+
+def created(response: Response, is_new: bool, location: str) -> None:
+    """201 with a Location for a new record; 200 when a retry found the existing one."""
+    response.status_code = 201 if is_new else 200
+    response.headers["Location"] = location

@@ -1,0 +1,37 @@
+"""The feed and per-stream histories: what auditors and followers read."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+
+from proto.feed import FeedEntry, FeedPage
+from services.common.problems import PROBLEM_RESPONSES
+from services.ledger.api.deps import Ledger
+from services.ledger.feed import feed_entry
+
+router = APIRouter(tags=["events"], responses=PROBLEM_RESPONSES)
+
+
+@router.get("/events", operation_id="readFeed")
+def read_feed(
+    ledger: Ledger,
+    after: Annotated[int, Query(ge=0, description="Return entries after this position")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> FeedPage:
+    """Every event in commit order, with dense positions."""
+    head = ledger.reads.head()
+    entries = [feed_entry(row, event) for row, event in ledger.feed(after=after, limit=limit)]
+    return FeedPage(
+        entries=entries,
+        next_after=entries[-1].position if entries else after,
+        head=max(head, entries[-1].position if entries else 0),
+    )
+
+
+@router.get("/streams/{stream_id}/events", operation_id="readStream")
+def read_stream(stream_id: UUID, ledger: Ledger) -> list[FeedEntry]:
+    """One aggregate's whole history, in version order."""
+    return [feed_entry(row, event) for row, event in ledger.stream_history(stream_id)]

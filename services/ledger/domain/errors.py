@@ -1,0 +1,86 @@
+"""The ledger's domain errors: each broken rule has a name and a message that names the numbers.
+
+Two families, because callers must react differently: an `InvalidCommand` can never succeed as
+sent (fix the request), a `RuleViolation` conflicts with the ledger's current state (look at the
+state, then decide).
+"""
+
+
+class LedgerError(Exception):
+    """Base of every error the ledger's domain raises on purpose."""
+
+
+class InvalidCommand(LedgerError):
+    """The command is malformed in itself, whatever the state of the ledger."""
+
+
+class RuleViolation(LedgerError):
+    """The command would break an invariant given the ledger's current state."""
+
+
+class NotFound(LedgerError):
+    """The thing the command refers to does not exist (or did not, as of the time asked)."""
+
+
+class AllocationExceedsAppropriation(RuleViolation):
+    """Allocations would add up to more than the budget's appropriation."""
+
+
+class AppropriationBelowAllocations(RuleViolation):
+    """A decrease would leave the appropriation below what is already allocated."""
+
+
+class FundingSourceOverdrawn(RuleViolation):
+    """A decrease would take a funding source below zero."""
+
+
+class AllocationBelowCommitments(RuleViolation):
+    """A decrease would leave an allocation below what is already committed against it."""
+
+
+class CommitmentExceedsAllocation(RuleViolation):
+    """A contract would commit more than its allocation has left."""
+
+
+class StreetOfficeAlreadyAllocated(RuleViolation):
+    """A budget gives each street office one allocation; change it with an adjustment."""
+
+
+class ContractNotInState(RuleViolation):
+    """The contract's state does not allow this action."""
+
+
+class DeliveryNotInState(RuleViolation):
+    """The delivery's state does not allow this action."""
+
+
+class ClaimsExceedContractValue(RuleViolation):
+    """Delivered value claimed would exceed what the contract has left."""
+
+
+class AcceptanceExceedsClaim(RuleViolation):
+    """More would be accepted than the delivery claimed."""
+
+
+class PaymentExceedsAccepted(RuleViolation):
+    """A payment would exceed what was accepted and not yet paid."""
+
+
+class AcceptanceBelowPayments(RuleViolation):
+    """Reversing an acceptance would leave less accepted than already paid."""
+
+
+class PendingDeliveries(RuleViolation):
+    """Deliveries still await a decision."""
+
+
+class PaymentAlreadyReversed(RuleViolation):
+    """A payment can be reversed once."""
+
+
+class ReferenceConflict(RuleViolation):
+    """A caller's reference is already used, for something else than what was sent."""
+
+
+class ConcurrentWrite(RuleViolation):
+    """Another request changed the same record first; reload and retry."""

@@ -1,0 +1,64 @@
+"""Domain events to feed entries: the envelope and payloads defined in `proto/`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from proto.feed import FeedEntry
+from proto.ledger_events import EVENT_PAYLOADS
+from proto.money import Money
+from services.ledger.store.reads import FeedRow
+
+# The domain's event classes (named by the library as Aggregate.Event) to their wire names.
+EVENT_TYPES: dict[str, str] = {
+    "Budget.Opened": "budget.opened",
+    "Budget.Adjusted": "budget.adjusted",
+    "Budget.Allocated": "allocation.made",
+    "Budget.AllocationAdjusted": "allocation.adjusted",
+    "Budget.Committed": "commitment.made",
+    "Budget.Released": "commitment.released",
+    "Contract.Signed": "contract.signed",
+    "Contract.Activated": "contract.activated",
+    "Contract.Completed": "contract.completed",
+    "Contract.Terminated": "contract.terminated",
+    "Contract.DeliveryReported": "delivery.reported",
+    "Contract.DeliveryAccepted": "delivery.accepted",
+    "Contract.DeliveryRejected": "delivery.rejected",
+    "Contract.AcceptanceReversed": "delivery.acceptance_reversed",
+    "Contract.PaymentRecorded": "payment.recorded",
+    "Contract.PaymentReversed": "payment.reversed",
+}
+_ENVELOPE = {"originator_id", "originator_version", "originator_topic", "timestamp", "occurred_at"}
+_FEN = "_fen"
+
+
+def _to_wire(value: Any) -> Any:
+    """Integer fen fields (`amount_fen`) become Money fields (`amount`), at any depth."""
+    if isinstance(value, dict):
+        return {
+            (key.removesuffix(_FEN) if key.endswith(_FEN) else key): (
+                Money.from_fen(item) if key.endswith(_FEN) else _to_wire(item)
+            )
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_to_wire(item) for item in value]
+    return value
+
+
+def feed_entry(row: FeedRow, event: Any) -> FeedEntry:
+    """The wire form of one stored event."""
+    qualname = type(event).__qualname__
+    event_type = EVENT_TYPES[qualname]
+    attributes = {k: v for k, v in vars(event).items() if k not in _ENVELOPE}
+    payload = EVENT_PAYLOADS[event_type].model_validate(_to_wire(attributes))
+    return FeedEntry(
+        position=row.position,
+        stream_id=event.originator_id,
+        stream_type=qualname.partition(".")[0].lower(),
+        stream_version=event.originator_version,
+        event_type=event_type,
+        occurred_at=event.occurred_at,
+        recorded_at=row.recorded_at,
+        payload=payload.model_dump(mode="json"),
+    )

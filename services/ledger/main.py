@@ -1,0 +1,50 @@
+"""The ledger service's composition root."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.common.health import health_router
+from services.common.problems import install_problem_handlers
+from services.ledger.api import budgets, contracts, deliveries, events, payments
+from services.ledger.application import LedgerApplication
+from services.ledger.domain.errors import InvalidCommand, NotFound, RuleViolation
+from services.ledger.settings import LedgerSettings
+from services.ledger.store.config import eventsourcing_env
+
+
+def create_app(settings: LedgerSettings | None = None) -> FastAPI:
+    """Build the ledger app; the event store opens at startup and closes at shutdown."""
+    settings = settings or LedgerSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ledger = LedgerApplication(
+            eventsourcing_env(settings.database_url),
+            beneficiary_key=settings.beneficiary_key.get_secret_value().encode(),
+        )
+        app.state.ledger = ledger
+        try:
+            yield
+        finally:
+            ledger.close()
+
+    app = FastAPI(
+        title="Community services ledger",
+        version="0.1.0",
+        summary="Budgets, contracts, deliveries, acceptances and payments, append-only.",
+        lifespan=lifespan,
+    )
+
+    async def ready() -> None:
+        await asyncio.to_thread(app.state.ledger.reads.head)
+
+    app.include_router(health_router("ledger", ready))
+    for module in (budgets, contracts, deliveries, payments, events):
+        app.include_router(module.router)
+    install_problem_handlers(app, [(NotFound, 404), (RuleViolation, 409), (InvalidCommand, 422)])
+    return app

@@ -1,0 +1,22 @@
+"""The ledger's settings, from LEDGER_* environment variables."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import ServiceSettings
+
+# Only for development: deployments set LEDGER_BENEFICIARY_KEY to a secret of their own.
+DEVELOPMENT_BENEFICIARY_KEY = "development-only-beneficiary-key"
+
+
+class LedgerSettings(ServiceSettings):
+    """LEDGER_HOST, LEDGER_PORT, LEDGER_DATABASE_URL, LEDGER_BENEFICIARY_KEY, …"""
+
+    model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="ignore")
+
+    port: int = 8002
+    database_url: str = "sqlite:///data/ledger.sqlite3"
+    beneficiary_key: SecretStr = SecretStr(DEVELOPMENT_BENEFICIARY_KEY)
+    max_page_size: int = 1000

@@ -1,0 +1,198 @@
+"""Event recorders that also keep, in the same transaction as the events:
+
+- `ledger_feed`: a dense position (1, 2, 3, …) and the record time of every event. The event
+  store's own notification ids come from a sequence and can have holes where a transaction
+  rolled back; auditors and followers need positions without holes, so they are assigned here,
+  under the lock that already serializes writers, in commit order.
+- `ledger_references`: callers' own references (contract numbers, treasury payment ids), unique
+  per scope, so a retried request finds the record it made instead of making a second one.
+- `ledger_streams`: the facts of each aggregate that lists filter on, fixed at creation.
+
+All three are derivable from the events; none is ever updated or deleted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+FEED_TABLE = "ledger_feed"
+REFERENCES_TABLE = "ledger_references"
+STREAMS_TABLE = "ledger_streams"
+# The facts lists filter on; each stream fills those that apply to it.
+STREAM_FACTS = ("year", "purpose", "budget_id", "purchaser_id", "implementer_id", "provider_id")
+
+
+@dataclass(frozen=True)
+class ReferenceClaim:
+    """A caller's reference, claimed for a stream within a scope (e.g. a payment's treasury id)."""
+
+    scope: str
+    reference: str
+    stream_id: UUID
+
+
+@dataclass(frozen=True)
+class StreamEntry:
+    """A new stream, with the facts lists filter on."""
+
+    stream_id: UUID
+    stream_type: str
+    facts: dict[str, str | int | None]
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _reference_rows(references: Sequence[ReferenceClaim]) -> list[tuple[str, str, str]]:
+    return [(r.scope, r.reference, str(r.stream_id)) for r in references]
+
+
+def _stream_rows(streams: Sequence[StreamEntry]) -> list[tuple[Any, ...]]:
+    return [
+        (str(s.stream_id), s.stream_type, *(s.facts.get(name) for name in STREAM_FACTS))
+        for s in streams
+    ]
+
+
+_STREAM_COLUMNS = "stream_id, stream_type, " + ", ".join(STREAM_FACTS)
+
+
+class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
+    """SQLite recorder keeping the feed, references and stream index with the events."""
+
+    def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name)
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            f"CREATE TABLE IF NOT EXISTS {FEED_TABLE} ("
+            "position INTEGER PRIMARY KEY, "
+            "notification_id INTEGER NOT NULL UNIQUE, "
+            "recorded_at INTEGER NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {REFERENCES_TABLE} ("
+            "scope TEXT NOT NULL, reference TEXT NOT NULL, stream_id TEXT NOT NULL, "
+            "PRIMARY KEY (scope, reference))",
+            f"CREATE TABLE IF NOT EXISTS {STREAMS_TABLE} ("
+            "seq INTEGER PRIMARY KEY AUTOINCREMENT, stream_id TEXT NOT NULL UNIQUE, "
+            "stream_type TEXT NOT NULL, year INTEGER, purpose TEXT, budget_id TEXT, "
+            "purchaser_id TEXT, implementer_id TEXT, provider_id TEXT)",
+        ]
+
+    def _insert_events(
+        self,
+        c: SQLiteCursor,
+        stored_events: Sequence[StoredEvent],
+        *,
+        references: Sequence[ReferenceClaim] = (),
+        streams: Sequence[StreamEntry] = (),
+        **kwargs: Any,
+    ) -> Sequence[int] | None:
+        notification_ids = super()._insert_events(c, stored_events, **kwargs)
+        assert notification_ids is not None
+        if references:
+            c.executemany(
+                f"INSERT INTO {REFERENCES_TABLE} (scope, reference, stream_id) VALUES (?, ?, ?)",
+                _reference_rows(references),
+            )
+        if streams:
+            marks = ", ".join("?" * (2 + len(STREAM_FACTS)))
+            c.executemany(
+                f"INSERT INTO {STREAMS_TABLE} ({_STREAM_COLUMNS}) VALUES ({marks})",
+                _stream_rows(streams),
+            )
+        # The insert above took SQLite's write lock, so no other writer can interleave here.
+        c.execute(f"SELECT position, recorded_at FROM {FEED_TABLE} ORDER BY position DESC LIMIT 1")
+        last = c.fetchone()
+        position, recorded_at = (last[0], last[1]) if last else (0, 0)
+        recorded_at = max(_now_us(), recorded_at)
+        c.executemany(
+            f"INSERT INTO {FEED_TABLE} (position, notification_id, recorded_at) VALUES (?, ?, ?)",
+            [(position + i, nid, recorded_at) for i, nid in enumerate(notification_ids, 1)],
+        )
+        return notification_ids
+
+
+class PostgresLedgerRecorder(PostgresApplicationRecorder):
+    """PostgreSQL recorder keeping the feed, references and stream index with the events."""
+
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name=events_table_name)
+        schema = Identifier(datastore.schema)
+        feed, refs, streams = (
+            Identifier(FEED_TABLE),
+            Identifier(REFERENCES_TABLE),
+            Identifier(STREAMS_TABLE),
+        )
+        self.sql_create_statements.extend(
+            [
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {}.{} ("
+                    "position bigint PRIMARY KEY, "
+                    "notification_id bigint NOT NULL UNIQUE, "
+                    "recorded_at bigint NOT NULL)"
+                ).format(schema, feed),
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {}.{} ("
+                    "scope text NOT NULL, reference text NOT NULL, stream_id text NOT NULL, "
+                    "PRIMARY KEY (scope, reference))"
+                ).format(schema, refs),
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {}.{} ("
+                    "seq bigserial PRIMARY KEY, stream_id text NOT NULL UNIQUE, "
+                    "stream_type text NOT NULL, year integer, purpose text, budget_id text, "
+                    "purchaser_id text, implementer_id text, provider_id text)"
+                ).format(schema, streams),
+            ]
+        )
+        self._insert_references = SQL(
+            "INSERT INTO {}.{} (scope, reference, stream_id) VALUES (%s, %s, %s)"
+        ).format(schema, refs)
+        self._insert_streams = SQL(
+            "INSERT INTO {}.{} (" + _STREAM_COLUMNS + ") VALUES ({})"
+        ).format(schema, streams, SQL(", ").join([SQL("%s")] * (2 + len(STREAM_FACTS))))
+        # Runs after the library took its EXCLUSIVE lock on the events table, which serializes
+        # writers: reading the last position and appending after it cannot race.
+        self._append_feed = SQL(
+            "WITH last AS ("
+            "  SELECT position, recorded_at FROM {0}.{1} ORDER BY position DESC LIMIT 1) "
+            "INSERT INTO {0}.{1} (position, notification_id, recorded_at) "
+            "SELECT COALESCE((SELECT position FROM last), 0) + t.ord, t.nid, "
+            "       GREATEST(%s, COALESCE((SELECT recorded_at FROM last), 0)) "
+            "FROM unnest(%s::bigint[]) WITH ORDINALITY AS t(nid, ord)"
+        ).format(schema, feed)
+
+    def _insert_events(
+        self,
+        curs: Cursor[DictRow],
+        stored_events: Sequence[StoredEvent],
+        *,
+        references: Sequence[ReferenceClaim] = (),
+        streams: Sequence[StreamEntry] = (),
+        **kwargs: Any,
+    ) -> None:
+        super()._insert_events(curs, stored_events, **kwargs)
+        if references:
+            curs.executemany(self._insert_references, _reference_rows(references))
+        if streams:
+            curs.executemany(self._insert_streams, _stream_rows(streams))
+
+    def _fetch_ids_after_insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        notification_ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        if notification_ids:
+            curs.execute(self._append_feed, (_now_us(), list(notification_ids)))
+        return notification_ids

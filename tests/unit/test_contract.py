@@ -1,0 +1,234 @@
+"""The Contract's invariants: deliveries, acceptances and payments never outrun the value."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+
+from services.ledger.domain.contract import Contract, ContractState, DeliveryState
+from services.ledger.domain.errors import (
+    AcceptanceBelowPayments,
+    AcceptanceExceedsClaim,
+    ClaimsExceedContractValue,
+    ContractNotInState,
+    DeliveryNotInState,
+    InvalidCommand,
+    PaymentAlreadyReversed,
+    PaymentExceedsAccepted,
+    PendingDeliveries,
+    ReferenceConflict,
+)
+
+WHEN = datetime(2014, 4, 14, tzinfo=UTC)
+
+
+def sign(value_fen: int = 100_000, **overrides: Any) -> Contract:
+    terms: dict[str, Any] = {
+        "reference": "CQ-2014-001",
+        "title": "Management services for elderly people over 60 on minimum living allowance",
+        "budget_id": uuid4(),
+        "allocation_id": uuid4(),
+        "purchaser_id": uuid4(),
+        "implementer_id": uuid4(),
+        "provider_id": uuid4(),
+        "item_ids": [uuid4()],
+        "value_fen": value_fen,
+        "period_start": date(2014, 4, 14),
+        "period_end": date(2014, 12, 31),
+        "occurred_at": WHEN,
+    }
+    terms.update(overrides)
+    return Contract.sign(**terms)
+
+
+def active(value_fen: int = 100_000) -> Contract:
+    contract = sign(value_fen)
+    contract.activate(occurred_at=WHEN)
+    return contract
+
+
+def deliver(contract: Contract, amount_fen: int, reference: str | None = None) -> UUID:
+    return contract.report_delivery(
+        reference=reference,
+        period_start=date(2014, 5, 1),
+        period_end=date(2014, 5, 31),
+        quantity=120,
+        unit="person-times",
+        amount_fen=amount_fen,
+        evidence_sha256=["ab" * 32],
+        beneficiary_digests=[],
+        description="home visits",
+        occurred_at=WHEN,
+    ).id
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"value_fen": 0}, "value must be more than 0.00"),
+        ({"period_end": date(2014, 1, 1)}, "ends 2014-01-01 before it starts 2014-04-14"),
+        ({"item_ids": []}, "at least one catalog item"),
+        ({"reference": "  "}, "needs its reference"),
+    ],
+)
+def test_signing_refuses_malformed_terms(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidCommand, match=message):
+        sign(**overrides)
+
+
+def test_three_distinct_parties() -> None:
+    same = uuid4()
+    with pytest.raises(InvalidCommand, match="three different organizations"):
+        sign(purchaser_id=same, implementer_id=same)
+
+
+def test_deliveries_only_while_active() -> None:
+    contract = sign()
+    with pytest.raises(ContractNotInState, match="is signed, not active"):
+        deliver(contract, 1_000)
+
+
+def test_claims_never_exceed_the_contract_value() -> None:
+    contract = active(100_000)
+    deliver(contract, 60_000)
+    with pytest.raises(ClaimsExceedContractValue) as raised:
+        deliver(contract, 40_001)
+    assert str(raised.value) == (
+        "delivery claims 400.01 but only 400.00 of the contract value 1,000.00 is neither "
+        "accepted nor awaiting acceptance"
+    )
+
+
+def test_delivery_period_within_contract_period() -> None:
+    contract = active()
+    with pytest.raises(InvalidCommand, match="outside the contract period"):
+        contract.report_delivery(
+            reference=None,
+            period_start=date(2014, 1, 1),
+            period_end=date(2014, 1, 31),
+            quantity=1,
+            unit="activities",
+            amount_fen=1,
+            evidence_sha256=[],
+            beneficiary_digests=[],
+            description="",
+            occurred_at=WHEN,
+        )
+
+
+def test_acceptance_in_part_never_above_claim() -> None:
+    contract = active()
+    delivery_id = deliver(contract, 50_000)
+    with pytest.raises(AcceptanceExceedsClaim):
+        contract.accept_delivery(
+            delivery_id=delivery_id, amount_fen=50_001, score=90, note="", occurred_at=WHEN
+        )
+    contract.accept_delivery(
+        delivery_id=delivery_id,
+        amount_fen=45_000,
+        score=90,
+        note="one visit missing",
+        occurred_at=WHEN,
+    )
+    assert (contract.accepted_fen, contract.pending_fen) == (45_000, 0)
+    with pytest.raises(DeliveryNotInState, match="it is accepted, not pending"):
+        contract.reject_delivery(delivery_id=delivery_id, reason="x", score=None, occurred_at=WHEN)
+
+
+def test_rejection_needs_a_reason_and_a_valid_score() -> None:
+    contract = active()
+    delivery_id = deliver(contract, 10_000)
+    with pytest.raises(InvalidCommand, match="reason is required"):
+        contract.reject_delivery(delivery_id=delivery_id, reason="", score=None, occurred_at=WHEN)
+    with pytest.raises(InvalidCommand, match="score must be between 0 and 100"):
+        contract.reject_delivery(
+            delivery_id=delivery_id, reason="no proof", score=101, occurred_at=WHEN
+        )
+    contract.reject_delivery(delivery_id=delivery_id, reason="no proof", score=20, occurred_at=WHEN)
+    assert contract.delivery(delivery_id).state is DeliveryState.REJECTED
+    assert contract.accepted_fen == 0
+
+
+def test_payment_never_exceeds_accepted_but_unpaid() -> None:
+    contract = active(500_000)
+    contract.accept_delivery(
+        delivery_id=deliver(contract, 100_000),
+        amount_fen=None,
+        score=None,
+        note="",
+        occurred_at=WHEN,
+    )
+    with pytest.raises(PaymentExceedsAccepted) as raised:
+        contract.record_payment(reference="T-1", amount_fen=120_000, occurred_at=WHEN)
+    assert str(raised.value) == "payment 1,200.00 exceeds accepted-but-unpaid 1,000.00"
+    contract.record_payment(reference="T-1", amount_fen=100_000, occurred_at=WHEN)
+    with pytest.raises(ReferenceConflict):
+        contract.record_payment(reference="T-1", amount_fen=1, occurred_at=WHEN)
+    assert contract.unpaid_accepted_fen == 0
+
+
+def test_reversing_a_payment_is_a_new_fact_and_happens_once() -> None:
+    contract = active()
+    contract.accept_delivery(
+        delivery_id=deliver(contract, 10_000),
+        amount_fen=None,
+        score=None,
+        note="",
+        occurred_at=WHEN,
+    )
+    contract.record_payment(reference="T-1", amount_fen=10_000, occurred_at=WHEN)
+    contract.reverse_payment(reference="T-1", reason="paid to the wrong account", occurred_at=WHEN)
+    assert contract.paid_fen == 0
+    assert contract.payment("T-1").amount_fen == 10_000  # the original stays on record
+    with pytest.raises(PaymentAlreadyReversed):
+        contract.reverse_payment(reference="T-1", reason="again", occurred_at=WHEN)
+    contract.record_payment(reference="T-2", amount_fen=10_000, occurred_at=WHEN)
+    assert contract.paid_fen == 10_000
+
+
+def test_acceptance_reversal_cannot_strand_payments() -> None:
+    contract = active()
+    delivery_id = deliver(contract, 10_000)
+    contract.accept_delivery(
+        delivery_id=delivery_id, amount_fen=None, score=None, note="", occurred_at=WHEN
+    )
+    contract.record_payment(reference="T-1", amount_fen=6_000, occurred_at=WHEN)
+    with pytest.raises(
+        AcceptanceBelowPayments, match=re.escape("payments 60.00 would exceed the 0.00")
+    ):
+        contract.reverse_acceptance(delivery_id=delivery_id, reason="wrong", occurred_at=WHEN)
+    contract.reverse_payment(reference="T-1", reason="wrong", occurred_at=WHEN)
+    contract.reverse_acceptance(delivery_id=delivery_id, reason="wrong", occurred_at=WHEN)
+    assert contract.accepted_fen == 0
+
+
+def test_completion_waits_for_decisions_and_releases_unspent_value() -> None:
+    contract = active(100_000)
+    delivery_id = deliver(contract, 70_000)
+    with pytest.raises(
+        PendingDeliveries, match=re.escape("1 deliveries worth 700.00 await acceptance")
+    ):
+        contract.complete(occurred_at=WHEN)
+    contract.accept_delivery(
+        delivery_id=delivery_id, amount_fen=None, score=95, note="", occurred_at=WHEN
+    )
+    assert contract.complete(occurred_at=WHEN) == 30_000
+    assert contract.state is ContractState.COMPLETED
+    assert contract.committed_fen == 70_000
+    with pytest.raises(ContractNotInState):
+        deliver(contract, 1)
+    # Accepted work is still owed after completion.
+    contract.record_payment(reference="T-9", amount_fen=70_000, occurred_at=WHEN)
+
+
+def test_termination_needs_a_reason_and_releases_unspent_value() -> None:
+    contract = active(100_000)
+    with pytest.raises(InvalidCommand):
+        contract.terminate(reason="", occurred_at=WHEN)
+    assert contract.terminate(reason="provider dissolved", occurred_at=WHEN) == 100_000
+    with pytest.raises(ContractNotInState, match="is terminated"):
+        contract.activate(occurred_at=WHEN)
