@@ -1,0 +1,137 @@
+"""Racing writers: exactly one wins, nothing is lost, and a failed write leaves no trace."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime
+from typing import Any
+from uuid import uuid4
+
+import httpx
+import pytest
+
+from services.ledger.application import LedgerApplication
+from services.ledger.domain.budget import SourceKind
+from services.ledger.domain.contract import Contract
+from services.ledger.domain.errors import ConcurrentWrite
+from services.ledger.store.config import eventsourcing_env
+from services.ledger.store.recorders import ReferenceClaim
+from tests.support.ledger_api import cny, ok, open_budget
+
+WHEN = datetime(2014, 4, 14, tzinfo=UTC)
+
+
+@pytest.mark.asyncio
+async def test_two_writers_race_on_one_budget_and_exactly_one_wins(
+    ledger: httpx.AsyncClient,
+) -> None:
+    budget = await open_budget(ledger, amount="100.00")
+    # Each allocation fits alone; any two together would exceed the appropriation.
+    responses = await asyncio.gather(
+        *(
+            ledger.post(
+                f"/budgets/{budget['id']}/allocations",
+                json={"street_office_id": str(uuid4()), "amount": cny("60.00")},
+            )
+            for _ in range(8)
+        )
+    )
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [201] + [409] * 7, [r.text for r in responses]
+    budget = ok(await ledger.get(f"/budgets/{budget['id']}"), 200)
+    assert budget["allocated"] == cny("60.00")
+    assert len(budget["allocations"]) == 1
+
+
+def ledger_application(database_url: str) -> LedgerApplication:
+    return LedgerApplication(eventsourcing_env(database_url), beneficiary_key=b"test")
+
+
+def test_a_stale_write_is_refused_not_lost(database_url: str) -> None:
+    first, second = ledger_application(database_url), ledger_application(database_url)
+    try:
+        budget, _ = first.open_budget(
+            reference=None,
+            year=2014,
+            purpose="p",
+            title="t",
+            sources=[(SourceKind.DISTRICT_FINANCE, "district finance", 10_000)],
+            occurred_at=WHEN,
+        )
+        mine = first.get_budget(budget.id)
+        theirs = second.get_budget(budget.id)
+        mine.allocate(street_office_id=uuid4(), amount_fen=1_000, occurred_at=WHEN)
+        theirs.allocate(street_office_id=uuid4(), amount_fen=2_000, occurred_at=WHEN)
+        first.save(mine)
+        with pytest.raises(ConcurrentWrite, match="changed while this request was processed"):
+            second._save(theirs)
+        assert first.get_budget(budget.id).allocated_fen == 1_000
+    finally:
+        first.close()
+        second.close()
+
+
+def test_the_feed_stays_dense_when_a_write_fails_midway(database_url: str) -> None:
+    first, second = ledger_application(database_url), ledger_application(database_url)
+    try:
+        budget, _ = first.open_budget(
+            reference=None,
+            year=2014,
+            purpose="p",
+            title="t",
+            sources=[(SourceKind.DISTRICT_FINANCE, "district finance", 10_000)],
+            occurred_at=WHEN,
+        )
+        _, allocation, _ = first.allocate(
+            budget.id, street_office_id=uuid4(), amount_fen=10_000, occurred_at=WHEN
+        )
+        terms: dict[str, Any] = {
+            "title": "t",
+            "budget_id": budget.id,
+            "allocation_id": allocation.id,
+            "purchaser_id": allocation.street_office_id,
+            "implementer_id": uuid4(),
+            "provider_id": uuid4(),
+            "item_ids": [uuid4()],
+            "value_fen": 1_000,
+            "period_start": date(2014, 4, 14),
+            "period_end": date(2014, 12, 31),
+            "occurred_at": WHEN,
+        }
+        # The second writer prepares a contract on the budget as it loaded it...
+        stale = second.get_budget(budget.id)
+        contract = Contract.sign(reference="B-1", **terms)
+        stale.commit(
+            allocation_id=allocation.id,
+            contract_id=contract.id,
+            amount_fen=1_000,
+            occurred_at=WHEN,
+        )
+        # ...the first signs meanwhile...
+        first.sign_contract(reference="A-1", **terms)
+        # ...so the second's save inserts the contract's event, then fails on the budget's, and
+        # the whole transaction rolls back (on PostgreSQL, after drawing notification ids).
+        with pytest.raises(ConcurrentWrite):
+            second._save(
+                contract, stale, references=[ReferenceClaim("contract", "B-1", contract.id)]
+            )
+        first.sign_contract(reference="C-1", **terms)
+
+        entries = first.feed(after=0, limit=100)
+        positions = [row.position for row, _ in entries]
+        assert positions == list(range(1, len(positions) + 1))
+        assert [type(e).__qualname__ for _, e in entries][-4:] == [
+            "Contract.Signed",
+            "Budget.Committed",
+            "Contract.Signed",
+            "Budget.Committed",
+        ]
+        # Nothing of the failed write remains, so its reference is still free.
+        assert first.reads.referenced_stream("contract", "B-1") is None
+        assert first.get_budget(budget.id).committed_fen == 2_000
+        if database_url.startswith("postgresql"):
+            ids = [n.id for n in first.recorder.select_notifications(start=1, limit=100)]
+            assert ids != list(range(ids[0], ids[0] + len(ids))), "the event store has a hole"
+    finally:
+        first.close()
+        second.close()

@@ -1,0 +1,89 @@
+"""The feed: every event once, in commit order, positions dense, envelope as in proto/."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from proto.feed import FeedEntry, FeedPage
+from proto.ledger_events import EVENT_PAYLOADS
+from services.ledger.application import LedgerApplication
+from tests.support.ledger_api import allocate, deliver, ok, open_budget, sign_contract
+
+pytestmark = pytest.mark.asyncio
+
+
+async def read_all(client: httpx.AsyncClient, limit: int = 3) -> list[FeedEntry]:
+    entries: list[FeedEntry] = []
+    after = 0
+    while True:
+        page = FeedPage.model_validate(
+            ok(await client.get("/events", params={"after": after, "limit": limit}), 200)
+        )
+        if not page.entries:
+            return entries
+        entries += page.entries
+        after = page.next_after
+
+
+async def test_feed_pages_through_every_event_in_order(ledger: httpx.AsyncClient) -> None:
+    budget = await open_budget(ledger)
+    allocation = await allocate(ledger, budget["id"], "1000.00")
+    contract = await sign_contract(ledger, budget["id"], allocation, "500.00")
+    ok(await ledger.post(f"/contracts/{contract['id']}/activation", json={}))
+
+    entries = await read_all(ledger)
+    assert [e.position for e in entries] == list(range(1, len(entries) + 1))
+    assert [e.event_type for e in entries] == [
+        "budget.opened",
+        "allocation.made",
+        "contract.signed",
+        "commitment.made",
+        "contract.activated",
+    ]
+    for entry in entries:
+        EVENT_PAYLOADS[entry.event_type].model_validate(entry.payload)
+    recorded = [e.recorded_at for e in entries]
+    assert recorded == sorted(recorded)
+    signed = entries[2]
+    assert (signed.stream_type, signed.stream_version) == ("contract", 1)
+    assert signed.occurred_at.isoformat() == "2014-04-14T10:00:00+08:00"
+    assert signed.payload["value"] == {"amount": "500.00", "currency": "CNY"}
+    # Signing is one transaction: both its events carry the same record time.
+    assert entries[2].recorded_at == entries[3].recorded_at
+
+
+async def test_stream_history_of_one_budget(ledger: httpx.AsyncClient) -> None:
+    budget = await open_budget(ledger)
+    await allocate(ledger, budget["id"], "1000.00")
+    history = [
+        FeedEntry.model_validate(e)
+        for e in ok(await ledger.get(f"/streams/{budget['id']}/events"), 200)
+    ]
+    assert [(e.stream_version, e.event_type) for e in history] == [
+        (1, "budget.opened"),
+        (2, "allocation.made"),
+    ]
+    assert {str(e.stream_id) for e in history} == {budget["id"]}
+
+
+async def test_beneficiaries_are_never_stored_in_clear(
+    ledger: httpx.AsyncClient, ledger_app: FastAPI
+) -> None:
+    budget = await open_budget(ledger)
+    allocation = await allocate(ledger, budget["id"], "1000.00")
+    contract = await sign_contract(ledger, budget["id"], allocation, "500.00")
+    ok(await ledger.post(f"/contracts/{contract['id']}/activation", json={}))
+    identity = "510107195001011234"
+    delivery = await deliver(ledger, contract["id"], "100.00", beneficiaries=[identity])
+
+    app: LedgerApplication = ledger_app.state.ledger
+    stored = app.recorder.select_notifications(start=1, limit=100)
+    assert stored, "the events were stored"
+    assert not any(identity.encode() in n.state for n in stored)
+    digest = app.beneficiary_digest(identity)
+    assert delivery["beneficiary_digests"] == [digest]
+    assert len(digest) == 64
+    assert digest != identity
+    assert any(digest.encode() in n.state for n in stored)

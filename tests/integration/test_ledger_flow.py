@@ -1,0 +1,226 @@
+"""The ledger's money flow over its REST API, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+import httpx
+import pytest
+
+from tests.support.ledger_api import allocate, cny, deliver, ok, open_budget, sign_contract
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_budget_to_payment(ledger: httpx.AsyncClient) -> None:
+    budget = await open_budget(ledger)
+    assert budget["appropriation"] == cny("30850000.00")
+    allocation = await allocate(ledger, budget["id"], "1000000.00")
+    contract = await sign_contract(ledger, budget["id"], allocation, "360000.00")
+    assert contract["state"] == "signed"
+
+    budget = ok(await ledger.get(f"/budgets/{budget['id']}"), 200)
+    assert budget["committed"] == cny("360000.00")
+    assert budget["allocations"][0]["available"] == cny("640000.00")
+
+    ok(await ledger.post(f"/contracts/{contract['id']}/activation", json={}))
+    delivery = await deliver(ledger, contract["id"], "30000.00")
+    assert delivery["state"] == "pending"
+    accepted = ok(
+        await ledger.post(
+            f"/contracts/{contract['id']}/deliveries/{delivery['id']}/acceptance",
+            json={"amount": cny("29000.00"), "score": 92, "note": "two visits short"},
+        )
+    )
+    assert (accepted["state"], accepted["accepted"]) == ("accepted", cny("29000.00"))
+
+    payment = ok(
+        await ledger.post(
+            f"/contracts/{contract['id']}/payments",
+            json={"reference": "TREASURY-2014-000123", "amount": cny("29000.00")},
+        )
+    )
+    assert payment["amount"] == cny("29000.00")
+    contract = ok(await ledger.get(f"/contracts/{contract['id']}"), 200)
+    assert (contract["accepted"], contract["paid"], contract["unpaid_accepted"]) == (
+        cny("29000.00"),
+        cny("29000.00"),
+        cny("0.00"),
+    )
+
+
+async def test_overpayment_is_refused_with_the_numbers(ledger: httpx.AsyncClient) -> None:
+    budget = await open_budget(ledger)
+    allocation = await allocate(ledger, budget["id"], "10000.00")
+    contract = await sign_contract(ledger, budget["id"], allocation, "5000.00")
+    ok(await ledger.post(f"/contracts/{contract['id']}/activation", json={}))
+    delivery = await deliver(ledger, contract["id"], "1000.00")
+    ok(
+        await ledger.post(
+            f"/contracts/{contract['id']}/deliveries/{delivery['id']}/acceptance", json={}
+        )
+    )
+    response = await ledger.post(
+        f"/contracts/{contract['id']}/payments",
+        json={"reference": "T-1", "amount": cny("1200.00")},
+    )
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["detail"] == "payment 1,200.00 exceeds accepted-but-unpaid 1,000.00"
+    assert problem["type"] == "urn:community-ledger:problem:payment-exceeds-accepted"
+    # Nothing was written: the contract still shows no payment.
+    contract = ok(await ledger.get(f"/contracts/{contract['id']}"), 200)
+    assert (contract["paid"], contract["payments"]) == (cny("0.00"), 0)
+
+
+async def test_commitment_beyond_the_allocation_is_refused(ledger: httpx.AsyncClient) -> None:
+    budget = await open_budget(ledger)
+    allocation = await allocate(ledger, budget["id"], "1000.00")
+    response = await ledger.post(
+        "/contracts",
+        json={
+            "reference": "CQ-TOO-BIG",
+            "title": "t",
+            "budget_id": budget["id"],
+            "allocation_id": allocation["id"],
+            "purchaser_id": allocation["street_office_id"],
+            "implementer_id": str(uuid4()),
+            "provider_id": str(uuid4()),
+            "item_ids": [str(uuid4())],
+            "value": cny("1000.01"),
+            "period_start": "2014-04-14",
+            "period_end": "2014-12-31",
+        },
+    )
+    assert response.status_code == 409
+    assert "1,000.01 exceeds the uncommitted 1,000.00" in response.json()["detail"]
+    # Neither the contract nor its reference was kept: the same number can be used again.
+    listed = ok(await ledger.get("/contracts", params={"budget_id": budget["id"]}), 200)
+    assert listed["items"] == []
+    await sign_contract(ledger, budget["id"], allocation, "1000.00", reference="CQ-TOO-BIG")
+
+
+async def test_purchaser_must_own_the_allocation(ledger: httpx.AsyncClient) -> None:
+    budget = await open_budget(ledger)
+    allocation = await allocate(ledger, budget["id"], "1000.00")
+    stranger = {**allocation, "street_office_id": str(uuid4())}
+    response = await ledger.post(
+        "/contracts",
+        json={
+            "reference": "X-1",
+            "title": "t",
+            "budget_id": budget["id"],
+            "allocation_id": allocation["id"],
+            "purchaser_id": stranger["street_office_id"],
+            "implementer_id": str(uuid4()),
+            "provider_id": str(uuid4()),
+            "item_ids": [str(uuid4())],
+            "value": cny("10.00"),
+            "period_start": "2014-04-14",
+            "period_end": "2014-12-31",
+        },
+    )
+    assert response.status_code == 409
+    assert "not to the purchaser" in response.json()["detail"]
+
+
+async def test_termination_releases_the_unspent_commitment(ledger: httpx.AsyncClient) -> None:
+    budget = await open_budget(ledger)
+    allocation = await allocate(ledger, budget["id"], "10000.00")
+    contract = await sign_contract(ledger, budget["id"], allocation, "8000.00")
+    ok(await ledger.post(f"/contracts/{contract['id']}/activation", json={}))
+    delivery = await deliver(ledger, contract["id"], "3000.00")
+    ok(
+        await ledger.post(
+            f"/contracts/{contract['id']}/deliveries/{delivery['id']}/acceptance", json={}
+        )
+    )
+    terminated = ok(
+        await ledger.post(
+            f"/contracts/{contract['id']}/termination",
+            json={"reason": "provider lost its registration"},
+        )
+    )
+    assert (terminated["state"], terminated["committed"]) == ("terminated", cny("3000.00"))
+    budget = ok(await ledger.get(f"/budgets/{budget['id']}"), 200)
+    assert budget["allocations"][0]["committed"] == cny("3000.00")
+    assert budget["allocations"][0]["available"] == cny("7000.00")
+
+
+async def test_rejected_delivery_and_corrected_payment(ledger: httpx.AsyncClient) -> None:
+    budget = await open_budget(ledger)
+    allocation = await allocate(ledger, budget["id"], "10000.00")
+    contract = await sign_contract(ledger, budget["id"], allocation, "8000.00")
+    cid = contract["id"]
+    ok(await ledger.post(f"/contracts/{cid}/activation", json={}))
+    rejected = await deliver(ledger, cid, "500.00")
+    decision = ok(
+        await ledger.post(
+            f"/contracts/{cid}/deliveries/{rejected['id']}/rejection",
+            json={"reason": "sign-in sheets missing", "score": 30},
+        )
+    )
+    assert (decision["state"], decision["decision_note"]) == ("rejected", "sign-in sheets missing")
+    accepted = await deliver(ledger, cid, "2000.00")
+    ok(await ledger.post(f"/contracts/{cid}/deliveries/{accepted['id']}/acceptance", json={}))
+    ok(
+        await ledger.post(
+            f"/contracts/{cid}/payments", json={"reference": "T-7", "amount": cny("2000.00")}
+        )
+    )
+    reversal = ok(
+        await ledger.post(
+            f"/contracts/{cid}/payments/T-7/reversal", json={"reason": "returned by the bank"}
+        )
+    )
+    assert (reversal["reversed"], reversal["amount"]) == (True, cny("2000.00"))
+    ok(
+        await ledger.post(
+            f"/contracts/{cid}/payments", json={"reference": "T-8", "amount": cny("2000.00")}
+        )
+    )
+    payments = ok(await ledger.get(f"/contracts/{cid}/payments"), 200)["items"]
+    assert [(p["reference"], p["reversed"]) for p in payments] == [("T-7", True), ("T-8", False)]
+    deliveries = ok(await ledger.get(f"/contracts/{cid}/deliveries"), 200)["items"]
+    assert [d["state"] for d in deliveries] == ["rejected", "accepted"]
+    contract = ok(await ledger.get(f"/contracts/{cid}"), 200)
+    assert contract["paid"] == cny("2000.00")
+
+
+async def test_lists_filter_and_page(ledger: httpx.AsyncClient) -> None:
+    budget = await open_budget(ledger)
+    other_budget = await open_budget(ledger, amount="100.00", year=2015)
+    allocation = await allocate(ledger, budget["id"], "10000.00")
+    signed = [await sign_contract(ledger, budget["id"], allocation, "100.00") for _ in range(5)]
+
+    first = ok(await ledger.get("/contracts", params={"budget_id": budget["id"], "limit": 2}), 200)
+    assert [c["id"] for c in first["items"]] == [c["id"] for c in signed[:2]]
+    seen = [c["id"] for c in first["items"]]
+    cursor = first["next_cursor"]
+    while cursor is not None:
+        page = ok(
+            await ledger.get(
+                "/contracts", params={"budget_id": budget["id"], "limit": 2, "cursor": cursor}
+            ),
+            200,
+        )
+        seen += [c["id"] for c in page["items"]]
+        cursor = page["next_cursor"]
+    assert seen == [c["id"] for c in signed]
+
+    by_provider = ok(
+        await ledger.get("/contracts", params={"provider_id": signed[3]["provider_id"]}), 200
+    )
+    assert [c["id"] for c in by_provider["items"]] == [signed[3]["id"]]
+    budgets_2015 = ok(await ledger.get("/budgets", params={"year": 2015}), 200)
+    assert [b["id"] for b in budgets_2015["items"]] == [other_budget["id"]]
+
+
+async def test_unknown_ids_are_problem_404s(ledger: httpx.AsyncClient) -> None:
+    response = await ledger.get(f"/budgets/{uuid4()}")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    budget = await open_budget(ledger)
+    # A budget's id is not a contract's.
+    assert (await ledger.get(f"/contracts/{budget['id']}")).status_code == 404

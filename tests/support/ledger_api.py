@@ -1,0 +1,107 @@
+"""Small steps of the ledger's story over HTTP, shared by integration and end-to-end tests."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import uuid4
+
+import httpx
+
+
+def cny(amount: str) -> dict[str, str]:
+    """Money on the wire."""
+    return {"amount": amount, "currency": "CNY"}
+
+
+def ok(response: httpx.Response, *statuses: int) -> Any:
+    """The JSON body, after checking the status (201 unless told), with the body in the message."""
+    expected = statuses or (201,)
+    assert response.status_code in expected, (response.status_code, response.text)
+    return response.json()
+
+
+async def open_budget(
+    client: httpx.AsyncClient, amount: str = "30850000.00", **extra: Any
+) -> dict[str, Any]:
+    """Wuhou's 2014 push-down budget, from district finance."""
+    body = {
+        "year": 2014,
+        "purpose": "push-down services",
+        "title": "Wuhou district 2014: services pushed down to communities",
+        "sources": [
+            {"kind": "district_finance", "name": "Wuhou district finance", "amount": cny(amount)}
+        ],
+        "occurred_at": "2014-01-01T09:00:00+08:00",
+        **extra,
+    }
+    result: dict[str, Any] = ok(await client.post("/budgets", json=body))
+    return result
+
+
+async def allocate(
+    client: httpx.AsyncClient,
+    budget_id: str,
+    amount: str,
+    street_office_id: str | None = None,
+    occurred_at: str = "2014-03-31T09:00:00+08:00",
+) -> dict[str, Any]:
+    """An allocation to a (new) street office; returns the allocation."""
+    street = street_office_id or str(uuid4())
+    budget = ok(
+        await client.post(
+            f"/budgets/{budget_id}/allocations",
+            json={"street_office_id": street, "amount": cny(amount), "occurred_at": occurred_at},
+        )
+    )
+    allocation: dict[str, Any] = next(
+        a for a in budget["allocations"] if a["street_office_id"] == street
+    )
+    return allocation
+
+
+async def sign_contract(
+    client: httpx.AsyncClient,
+    budget_id: str,
+    allocation: dict[str, Any],
+    value: str,
+    reference: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A contract like the first Wuhou agreement, against the given allocation."""
+    body = {
+        "reference": reference or f"CQ-{uuid4().hex[:8]}",
+        "title": "Management services for elderly people over 60 on minimum living allowance",
+        "budget_id": budget_id,
+        "allocation_id": allocation["id"],
+        "purchaser_id": allocation["street_office_id"],
+        "implementer_id": str(uuid4()),
+        "provider_id": str(uuid4()),
+        "item_ids": [str(uuid4())],
+        "value": cny(value),
+        "period_start": "2014-04-14",
+        "period_end": "2014-12-31",
+        "occurred_at": "2014-04-14T10:00:00+08:00",
+        **extra,
+    }
+    result: dict[str, Any] = ok(await client.post("/contracts", json=body))
+    return result
+
+
+async def deliver(
+    client: httpx.AsyncClient, contract_id: str, amount: str, **extra: Any
+) -> dict[str, Any]:
+    """A month of home visits reported by the provider."""
+    body = {
+        "period_start": "2014-05-01",
+        "period_end": "2014-05-31",
+        "quantity": 120,
+        "unit": "person-times",
+        "amount": cny(amount),
+        "evidence_sha256": ["0" * 64],
+        "occurred_at": "2014-06-02T10:00:00+08:00",
+        **extra,
+    }
+    result: dict[str, Any] = ok(
+        await client.post(f"/contracts/{contract_id}/deliveries", json=body)
+    )
+    return result
