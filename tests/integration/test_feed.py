@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import httpx
 import pytest
 from fastapi import FastAPI
+from jsonschema import Draft202012Validator
 
 from proto.feed import FeedEntry, FeedPage
+from proto.generate import SCHEMA_DIR
 from proto.ledger_events import EVENT_PAYLOADS
 from services.ledger.application import LedgerApplication
 from tests.support.ledger_api import allocate, deliver, ok, open_budget, sign_contract
 
 pytestmark = pytest.mark.asyncio
+
+
+def schema_file(path: Path) -> Draft202012Validator:
+    """A validator for one of proto/schema/'s files, as a client in another language would use."""
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
 async def read_all(client: httpx.AsyncClient, limit: int = 3) -> list[FeedEntry]:
@@ -44,6 +56,9 @@ async def test_feed_pages_through_every_event_in_order(ledger: httpx.AsyncClient
     ]
     for entry in entries:
         EVENT_PAYLOADS[entry.event_type].model_validate(entry.payload)
+        wire = entry.model_dump(mode="json")
+        schema_file(SCHEMA_DIR / "feed-entry.json").validate(wire)
+        schema_file(SCHEMA_DIR / f"ledger-event.{entry.event_type}.json").validate(wire["payload"])
     recorded = [e.recorded_at for e in entries]
     assert recorded == sorted(recorded)
     signed = entries[2]
