@@ -19,4 +19,3 @@ class LedgerSettings(ServiceSettings):
     port: int = 8002
     database_url: str = "sqlite:///data/ledger.sqlite3"
     beneficiary_key: SecretStr = SecretStr(DEVELOPMENT_BENEFICIARY_KEY)
-    max_page_size: int = 1000

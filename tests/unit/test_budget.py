@@ -209,3 +209,12 @@ def test_replaying_the_events_rebuilds_the_same_budget() -> None:
     assert isinstance(replayed, Budget)
     assert replayed.allocations == budget.allocations
     assert replayed.appropriation_fen == budget.appropriation_fen
+
+
+def test_nothing_is_dated_before_the_budget_opened() -> None:
+    budget = open_budget()
+    with pytest.raises(InvalidCommand, match="is before this budget began"):
+        budget.allocate(
+            street_office_id=uuid4(), amount_fen=1, occurred_at=datetime(2013, 12, 31, tzinfo=UTC)
+        )
+    assert budget.allocations == {}

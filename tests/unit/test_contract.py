@@ -232,3 +232,10 @@ def test_termination_needs_a_reason_and_releases_unspent_value() -> None:
     assert contract.terminate(reason="provider dissolved", occurred_at=WHEN) == 100_000
     with pytest.raises(ContractNotInState, match="is terminated"):
         contract.activate(occurred_at=WHEN)
+
+
+def test_nothing_is_dated_before_the_contract_was_signed() -> None:
+    contract = sign()
+    with pytest.raises(InvalidCommand, match="is before this contract began"):
+        contract.activate(occurred_at=datetime(2014, 4, 13, tzinfo=UTC))
+    assert contract.state is ContractState.SIGNED

@@ -8,8 +8,9 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID, uuid4
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
 
+from services.ledger.domain.dated import DatedAggregate
 from services.ledger.domain.errors import (
     AllocationBelowCommitments,
     AllocationExceedsAppropriation,
@@ -71,7 +72,7 @@ def _signed(direction: Direction, amount_fen: int) -> int:
     return amount_fen if direction is Direction.INCREASE else -amount_fen
 
 
-class Budget(Aggregate):
+class Budget(DatedAggregate):
     """A year's appropriation for a purpose, e.g. Wuhou's 2014 push-down services, 30,850,000.00."""
 
     @classmethod
@@ -127,6 +128,10 @@ class Budget(Aggregate):
             s["name"]: (SourceKind(s["kind"]), s["amount_fen"]) for s in sources
         }
         self.allocations: dict[UUID, Allocation] = {}
+
+    @property
+    def began_at(self) -> datetime:
+        return self.opened_at
 
     @property
     def appropriation_fen(self) -> int:

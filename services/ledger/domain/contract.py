@@ -12,8 +12,9 @@ from datetime import date, datetime
 from enum import StrEnum
 from uuid import UUID, uuid4
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
 
+from services.ledger.domain.dated import DatedAggregate
 from services.ledger.domain.errors import (
     AcceptanceBelowPayments,
     AcceptanceExceedsClaim,
@@ -99,7 +100,7 @@ def _require_score(score: int | None) -> None:
         raise InvalidCommand(f"score must be between 0 and 100, got {score}")
 
 
-class Contract(Aggregate):
+class Contract(DatedAggregate):
     """Purchaser (street office), implementer (community) and provider, for catalog items."""
 
     @classmethod
@@ -188,6 +189,10 @@ class Contract(Aggregate):
         self.release: Release | None = None
 
     # --- figures --------------------------------------------------------------------------
+
+    @property
+    def began_at(self) -> datetime:
+        return self.signed_at
 
     @property
     def accepted_fen(self) -> int:
