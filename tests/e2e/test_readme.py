@@ -1,0 +1,47 @@
+"""The README's worked example runs as written against freshly started services."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.processes import RunningService
+
+README = Path(__file__).parents[2] / "README.md"
+
+
+def section(marker: str, fence: str) -> str:
+    """The body of the first `fence` code block after `marker` in the README."""
+    text = README.read_text(encoding="utf-8")
+    found = re.search(re.escape(marker) + r".*?```" + fence + r"\n(.*?)```", text, re.DOTALL)
+    assert found, f"README has no {fence} block after {marker!r}"
+    return found.group(1)
+
+
+def run_example(tmp_path: Path, ledger: RunningService) -> str:
+    script = tmp_path / "example.py"
+    script.write_text(section("<!-- worked-example:start -->", "python"), encoding="utf-8")
+    # Loopback must not go through a proxy the environment may name.
+    env = {**os.environ, "LEDGER_URL": ledger.url, "NO_PROXY": "127.0.0.1,localhost"}
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_worked_example_prints_what_the_readme_says(
+    services: dict[str, RunningService], tmp_path: Path
+) -> None:
+    expected = section("It prints:", "text")
+    assert run_example(tmp_path, services["ledger"]) == expected
+    # Running it again changes nothing: every create carries the caller's reference.
+    assert run_example(tmp_path, services["ledger"]) == expected

@@ -1,0 +1,163 @@
+"""The services as real processes over real HTTP: health, the ledger's story, restarts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from tests.support.ledger_api import allocate, cny, deliver, ok, open_budget, sign_contract
+from tests.support.processes import (
+    GRACEFUL_EXIT_CODE,
+    SERVICES,
+    RunningService,
+    running_services,
+    sqlite_url,
+)
+
+# The events one story writes, in commit order: signing writes two in one transaction.
+STORY_EVENTS = [
+    "budget.opened",
+    "allocation.made",
+    "contract.signed",
+    "commitment.made",
+    "contract.activated",
+    "delivery.reported",
+    "delivery.accepted",
+    "payment.recorded",
+]
+
+
+@dataclass(frozen=True)
+class Story:
+    """What one run of the story created."""
+
+    budget_id: str
+    contract_id: str
+
+
+def client(service: RunningService) -> httpx.AsyncClient:
+    """An HTTP client for one service."""
+    # Loopback must never go through an HTTP proxy configured in the environment.
+    return httpx.AsyncClient(base_url=service.url, trust_env=False)
+
+
+async def tell_story(ledger: httpx.AsyncClient) -> Story:
+    """Budget, allocation, contract, activation, delivery, acceptance, payment of 30,000.00."""
+    budget = await open_budget(ledger)
+    allocation = await allocate(ledger, budget["id"], "1000000.00")
+    contract = await sign_contract(ledger, budget["id"], allocation, "360000.00")
+    cid = contract["id"]
+    ok(await ledger.post(f"/contracts/{cid}/activation", json={}))
+    delivery = await deliver(ledger, cid, "30000.00")
+    ok(await ledger.post(f"/contracts/{cid}/deliveries/{delivery['id']}/acceptance", json={}))
+    payment = ok(
+        await ledger.post(
+            f"/contracts/{cid}/payments",
+            json={"reference": "TREASURY-2014-000123", "amount": cny("30000.00")},
+        )
+    )
+    assert payment["amount"] == cny("30000.00")
+    return Story(budget_id=budget["id"], contract_id=cid)
+
+
+async def read_feed(ledger: httpx.AsyncClient) -> list[dict[str, Any]]:
+    """The whole feed, read page by page as a follower would."""
+    entries: list[dict[str, Any]] = []
+    after = 0
+    while True:
+        page = ok(await ledger.get("/events", params={"after": after, "limit": 3}), 200)
+        if not page["entries"]:
+            return entries
+        assert page["next_after"] > after, page
+        entries += page["entries"]
+        after = page["next_after"]
+
+
+async def check_story(ledger: httpx.AsyncClient, story: Story, earlier_events: int) -> None:
+    """The feed is dense and ends with the story's events; the contract shows the payment."""
+    feed = await read_feed(ledger)
+    assert [e["position"] for e in feed] == list(range(1, len(feed) + 1))
+    told = feed[earlier_events:]
+    assert [e["event_type"] for e in told] == STORY_EVENTS
+    assert told[0]["stream_id"] == story.budget_id
+    assert told[-1]["stream_id"] == story.contract_id
+    assert told[-1]["payload"]["amount"] == cny("30000.00")
+
+    contract = ok(await ledger.get(f"/contracts/{story.contract_id}"), 200)
+    assert contract["state"] == "active"
+    assert (contract["accepted"], contract["paid"], contract["unpaid_accepted"]) == (
+        cny("30000.00"),
+        cny("30000.00"),
+        cny("0.00"),
+    )
+
+
+@pytest.mark.asyncio
+async def test_each_service_is_healthy_ready_and_keeps_its_own_sqlite_file(
+    services: dict[str, RunningService], services_dir: Path
+) -> None:
+    assert sorted(services) == sorted(SERVICES)
+    for name, service in services.items():
+        async with client(service) as http:
+            for path in ("/healthz", "/readyz"):
+                response = await http.get(path)
+                assert response.status_code == 200, (name, path, response.text)
+                assert response.json()["service"] == name
+
+    databases = sorted(services_dir.glob("*.sqlite3"))
+    assert [p.name for p in databases] == ["catalog.sqlite3", "ledger.sqlite3", "notifier.sqlite3"]
+    assert sorted(s.database_url for s in services.values()) == [sqlite_url(p) for p in databases]
+
+
+@pytest.mark.asyncio
+async def test_ledger_story_over_http(services: dict[str, RunningService]) -> None:
+    async with client(services["ledger"]) as ledger:
+        earlier_events = len(await read_feed(ledger))
+        story = await tell_story(ledger)
+        await check_story(ledger, story, earlier_events)
+
+
+@pytest.mark.asyncio
+async def test_restarted_ledger_keeps_budget_and_feed(tmp_path: Path) -> None:
+    with running_services(tmp_path, names=["ledger"]) as running:
+        ledger = running["ledger"]
+        async with client(ledger) as http:
+            story = await tell_story(http)
+            budget = ok(await http.get(f"/budgets/{story.budget_id}"), 200)
+            feed = await read_feed(http)
+
+        assert ledger.stop() == GRACEFUL_EXIT_CODE, ledger.log_tail()
+        assert "Application shutdown complete." in ledger.log_tail()
+
+        ledger.restart()
+        assert ledger.database_url == sqlite_url(tmp_path / "ledger.sqlite3")
+        async with client(ledger) as http:
+            assert ok(await http.get(f"/budgets/{story.budget_id}"), 200) == budget
+            assert await read_feed(http) == feed
+            await check_story(http, story, earlier_events=0)
+            # Writing goes on at the next position, leaving no hole across the restart.
+            await allocate(http, story.budget_id, "1000.00")
+            positions = [e["position"] for e in await read_feed(http)]
+            assert positions == list(range(1, len(feed) + 2))
+
+
+@pytest.mark.postgres
+@pytest.mark.asyncio
+async def test_ledger_process_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    overrides = {"LEDGER_DATABASE_URL": postgres_url}
+    with running_services(tmp_path, overrides, names=["ledger"]) as running:
+        async with client(running["ledger"]) as ledger:
+            assert ok(await ledger.get("/readyz"), 200)["status"] == "ready"
+            story = await tell_story(ledger)
+            await check_story(ledger, story, earlier_events=0)
+
+    # The events went to PostgreSQL, not to a SQLite file of the ledger's own.
+    assert not (tmp_path / "ledger.sqlite3").exists()
+    with psycopg.connect(postgres_url) as connection:
+        stored = connection.execute("SELECT count(*) FROM ledger_feed").fetchone()
+    assert stored == (len(STORY_EVENTS),)
