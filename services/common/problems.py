@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -65,8 +66,9 @@ def _reason(error: dict[str, Any]) -> str:
     return message.removeprefix("Value error, ")
 
 
-def _snake_to_words(name: str) -> str:
-    return "".join(" " + c.lower() if c.isupper() else c for c in name).strip().capitalize()
+def _words(class_name: str) -> list[str]:
+    """PaymentExceedsAccepted -> ["payment", "exceeds", "accepted"]."""
+    return [word.lower() for word in re.findall(r"[A-Z][a-z0-9]*", class_name)]
 
 
 def install_problem_handlers(
@@ -107,10 +109,13 @@ def install_problem_handlers(
         async def domain_error(
             request: Request, exc: Exception, status: int = status
         ) -> JSONResponse:
-            name = type(exc).__name__
-            kind = "".join("-" + c.lower() if c.isupper() else c for c in name).lstrip("-")
+            words = _words(type(exc).__name__)
             return problem_response(
-                status, _snake_to_words(name), str(exc), kind=kind, instance=request.url.path
+                status,
+                " ".join(words).capitalize(),
+                str(exc),
+                kind="-".join(words),
+                instance=request.url.path,
             )
 
         app.add_exception_handler(error_class, domain_error)

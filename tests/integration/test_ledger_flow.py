@@ -69,6 +69,7 @@ async def test_overpayment_is_refused_with_the_numbers(ledger: httpx.AsyncClient
     problem = response.json()
     assert problem["detail"] == "payment 1,200.00 exceeds accepted-but-unpaid 1,000.00"
     assert problem["type"] == "urn:community-ledger:problem:payment-exceeds-accepted"
+    assert problem["title"] == "Payment exceeds accepted"
     # Nothing was written: the contract still shows no payment.
     contract = ok(await ledger.get(f"/contracts/{contract['id']}"), 200)
     assert (contract["paid"], contract["payments"]) == (cny("0.00"), 0)

@@ -1,0 +1,139 @@
+"""What every use case stands on: loading, saving, references and pages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+
+from services.ledger.domain.errors import ConcurrentWrite, NotFound, ReferenceConflict
+from services.ledger.history import project_as_of
+from services.ledger.store.reads import FeedRow, LedgerReads
+from services.ledger.store.recorders import ReferenceClaim, StreamEntry
+
+A = TypeVar("A", bound=Aggregate)
+
+
+class DateAsISO(Transcoding):
+    """Stores calendar dates (contract periods) as ISO strings."""
+
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
+
+
+@dataclass(frozen=True)
+class Page:
+    """Stream ids of one page of a list, and the cursor for the next page (None at the end)."""
+
+    ids: list[UUID]
+    next_cursor: int | None
+
+
+KnownAt = int | datetime
+
+
+class LedgerBase(Application[UUID]):
+    """The event store, its reads, and the plumbing every use case shares."""
+
+    def __init__(self, env: dict[str, str], *, beneficiary_key: bytes) -> None:
+        super().__init__(env)
+        self.reads = LedgerReads(self.recorder)
+        self._beneficiary_key = beneficiary_key
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(DateAsISO())
+
+    def feed(self, *, after: int, limit: int) -> list[tuple[FeedRow, Any]]:
+        """Feed entries after a position, each with its decoded domain event."""
+        return [
+            (row, self.mapper.to_domain_event(row.event)) for row in self.reads.feed(after, limit)
+        ]
+
+    def stream_history(self, stream_id: UUID) -> list[tuple[FeedRow, Any]]:
+        """Every event of one aggregate, with feed positions."""
+        rows = self.reads.stream(stream_id)
+        if not rows:
+            raise NotFound(f"no stream {stream_id}")
+        return [(row, self.mapper.to_domain_event(row.event)) for row in rows]
+
+    def _get(
+        self,
+        cls: type[A],
+        aggregate_id: UUID,
+        *,
+        as_of: datetime | None = None,
+        known_at: KnownAt | None = None,
+    ) -> A:
+        kind = cls.__name__.lower()
+        version: int | None = None
+        if known_at is not None:
+            position = (
+                known_at if isinstance(known_at, int) else self.reads.position_known_at(known_at)
+            )
+            version = self.reads.stream_version_at(aggregate_id, position)
+            if version is None:
+                raise NotFound(f"{kind} {aggregate_id} was not yet recorded at position {position}")
+        projector: Any = project_aggregate if as_of is None else project_as_of(as_of)
+        try:
+            aggregate: Aggregate = self.repository.get(
+                aggregate_id, version=version, projector_func=projector
+            )
+        except AggregateNotFoundError:
+            when = f" as of {as_of.isoformat()}" if as_of else ""
+            raise NotFound(f"no {kind} {aggregate_id}{when}") from None
+        if not isinstance(aggregate, cls):
+            raise NotFound(f"no {kind} {aggregate_id}")
+        return aggregate
+
+    def _by_reference(self, cls: type[A], scope: str, reference: str) -> A | None:
+        stream_id = self.reads.referenced_stream(scope, reference)
+        return None if stream_id is None else self._get(cls, stream_id)
+
+    @staticmethod
+    def _same_or_conflict(existing: A, same: bool, scope: str, reference: str) -> tuple[A, bool]:
+        if not same:
+            raise ReferenceConflict(
+                f"{scope} reference {reference!r} is already used by {scope} {existing.id}, "
+                "with different terms"
+            )
+        return existing, False
+
+    def _page(self, stream_type: str, facts: dict[str, str | int], after: int, limit: int) -> Page:
+        rows = self.reads.streams(stream_type, facts, after, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page([stream_id for _, stream_id in rows], rows[-1][0] if more else None)
+
+    def _save(
+        self,
+        *aggregates: Aggregate,
+        references: Sequence[ReferenceClaim] = (),
+        streams: Sequence[StreamEntry] = (),
+    ) -> None:
+        try:
+            self.save(*aggregates, references=references, streams=streams)
+        except IntegrityError:
+            for claim in references:
+                holder = self.reads.referenced_stream(claim.scope, claim.reference)
+                if holder is not None:
+                    raise ReferenceConflict(
+                        f"{claim.scope} reference {claim.reference!r} was just used by "
+                        f"{holder}; retry to get it"
+                    ) from None
+            names = ", ".join(f"{type(a).__name__.lower()} {a.id}" for a in aggregates)
+            raise ConcurrentWrite(
+                f"{names} changed while this request was processed; reload and retry"
+            ) from None

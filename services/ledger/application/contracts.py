@@ -1,0 +1,150 @@
+"""Use cases of contracts: signing against an allocation, and the life cycle."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from uuid import UUID
+
+from services.ledger.application.base import KnownAt, LedgerBase, Page
+from services.ledger.domain.budget import Budget
+from services.ledger.domain.contract import Contract
+from services.ledger.domain.errors import ReferenceConflict
+from services.ledger.store.recorders import ReferenceClaim, StreamEntry
+
+
+class ContractUseCases(LedgerBase):
+    """Tri-party contracts, committed against budget allocations."""
+
+    def sign_contract(
+        self,
+        *,
+        reference: str,
+        title: str,
+        budget_id: UUID,
+        allocation_id: UUID,
+        purchaser_id: UUID,
+        implementer_id: UUID,
+        provider_id: UUID,
+        item_ids: list[UUID],
+        value_fen: int,
+        period_start: date,
+        period_end: date,
+        occurred_at: datetime,
+    ) -> tuple[Contract, bool]:
+        """Record a signed contract and commit its value against the budget allocation."""
+        existing = self._by_reference(Contract, "contract", reference)
+        if existing is not None:
+            same = (
+                existing.budget_id,
+                existing.allocation_id,
+                existing.purchaser_id,
+                existing.implementer_id,
+                existing.provider_id,
+                existing.value_fen,
+            ) == (budget_id, allocation_id, purchaser_id, implementer_id, provider_id, value_fen)
+            return self._same_or_conflict(existing, same, "contract", reference)
+        budget = self._get(Budget, budget_id)
+        allocation = budget.allocation(allocation_id)
+        if allocation.street_office_id != purchaser_id:
+            raise ReferenceConflict(
+                f"allocation {allocation_id} belongs to street office "
+                f"{allocation.street_office_id}, not to the purchaser {purchaser_id}"
+            )
+        contract = Contract.sign(
+            reference=reference,
+            title=title,
+            budget_id=budget_id,
+            allocation_id=allocation_id,
+            purchaser_id=purchaser_id,
+            implementer_id=implementer_id,
+            provider_id=provider_id,
+            item_ids=item_ids,
+            value_fen=value_fen,
+            period_start=period_start,
+            period_end=period_end,
+            occurred_at=occurred_at,
+        )
+        budget.commit(
+            allocation_id=allocation_id,
+            contract_id=contract.id,
+            amount_fen=value_fen,
+            occurred_at=occurred_at,
+        )
+        facts: dict[str, str | int | None] = {
+            "budget_id": str(budget_id),
+            "purchaser_id": str(purchaser_id),
+            "implementer_id": str(implementer_id),
+            "provider_id": str(provider_id),
+        }
+        self._save(
+            contract,
+            budget,
+            references=[ReferenceClaim("contract", reference, contract.id)],
+            streams=[StreamEntry(contract.id, "contract", facts)],
+        )
+        return contract, True
+
+    def activate_contract(self, contract_id: UUID, *, occurred_at: datetime) -> Contract:
+        """Start a signed contract's service."""
+        contract = self._get(Contract, contract_id)
+        contract.activate(occurred_at=occurred_at)
+        self._save(contract)
+        return contract
+
+    def complete_contract(self, contract_id: UUID, *, occurred_at: datetime) -> Contract:
+        """Close a fulfilled contract and release its unspent value to the allocation."""
+        contract = self._get(Contract, contract_id)
+        unspent = contract.complete(occurred_at=occurred_at)
+        self._save_with_release(contract, unspent, "contract completed", occurred_at)
+        return contract
+
+    def terminate_contract(
+        self, contract_id: UUID, *, reason: str, occurred_at: datetime
+    ) -> Contract:
+        """End a contract early, with a reason, releasing its unspent value."""
+        contract = self._get(Contract, contract_id)
+        unspent = contract.terminate(reason=reason, occurred_at=occurred_at)
+        self._save_with_release(contract, unspent, f"contract terminated: {reason}", occurred_at)
+        return contract
+
+    def _save_with_release(
+        self, contract: Contract, unspent: int, reason: str, occurred_at: datetime
+    ) -> None:
+        if unspent == 0:
+            self._save(contract)
+            return
+        budget = self._get(Budget, contract.budget_id)
+        budget.release(
+            allocation_id=contract.allocation_id,
+            contract_id=contract.id,
+            amount_fen=unspent,
+            reason=reason,
+            occurred_at=occurred_at,
+        )
+        self._save(contract, budget)
+
+    def get_contract(
+        self, contract_id: UUID, *, as_of: datetime | None = None, known_at: KnownAt | None = None
+    ) -> Contract:
+        """A contract now, as of a business time, and/or as known at a record time."""
+        return self._get(Contract, contract_id, as_of=as_of, known_at=known_at)
+
+    def list_contracts(
+        self,
+        *,
+        budget_id: UUID | None,
+        purchaser_id: UUID | None,
+        implementer_id: UUID | None,
+        provider_id: UUID | None,
+        after: int,
+        limit: int,
+    ) -> Page:
+        """Contracts, oldest first, filtered by budget and parties."""
+        given = {
+            "budget_id": budget_id,
+            "purchaser_id": purchaser_id,
+            "implementer_id": implementer_id,
+            "provider_id": provider_id,
+        }
+        facts: dict[str, str | int] = {k: str(v) for k, v in given.items() if v is not None}
+        return self._page("contract", facts, after, limit)
