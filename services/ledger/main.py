@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,8 +14,10 @@ from services.common.problems import install_problem_handlers
 from services.ledger.api import budgets, contracts, deliveries, events, payments
 from services.ledger.application import LedgerApplication
 from services.ledger.domain.errors import InvalidCommand, NotFound, RuleViolation
-from services.ledger.settings import LedgerSettings
+from services.ledger.settings import DEVELOPMENT_BENEFICIARY_KEY, LedgerSettings
 from services.ledger.store.config import eventsourcing_env
+
+logger = logging.getLogger("services.ledger")
 
 
 def create_app(settings: LedgerSettings | None = None) -> FastAPI:
@@ -23,6 +26,11 @@ def create_app(settings: LedgerSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.beneficiary_key.get_secret_value() == DEVELOPMENT_BENEFICIARY_KEY:
+            logger.warning(
+                "LEDGER_BENEFICIARY_KEY is not set: beneficiaries' digests use the development "
+                "key, which anyone can read in the source; set a secret key in any deployment"
+            )
         ledger = LedgerApplication(
             eventsourcing_env(settings.database_url),
             beneficiary_key=settings.beneficiary_key.get_secret_value().encode(),

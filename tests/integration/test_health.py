@@ -58,3 +58,16 @@ async def test_unknown_routes_are_problem_404s(database_url: str) -> None:
         response = await client.get("/no-such-thing")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_ledger_warns_when_it_runs_on_the_development_key(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with client_for(SERVICES["ledger"](database_url)):
+        pass
+    assert "LEDGER_BENEFICIARY_KEY is not set" in caplog.text
+    caplog.clear()
+    secret = create_ledger(LedgerSettings(database_url=database_url, beneficiary_key="s3cret"))
+    async with client_for(secret):
+        pass
+    assert "LEDGER_BENEFICIARY_KEY" not in caplog.text

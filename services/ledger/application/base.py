@@ -11,6 +11,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+from eventsourcing.utils import Environment, EnvType
 
 from services.ledger.domain.errors import ConcurrentWrite, NotFound, ReferenceConflict
 from services.ledger.history import project_as_of
@@ -51,6 +52,12 @@ class LedgerBase(Application[UUID]):
         super().__init__(env)
         self.reads = LedgerReads(self.recorder)
         self._beneficiary_key = beneficiary_key
+
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        # Only the settings given: the library would also read the process environment, where
+        # a stray variable (say, one enabling its stored-function insert path, which skips the
+        # recorder's hooks and so the feed) could change how events are stored.
+        return Environment(name, dict(env or {}))
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
