@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from services.ledger.application import LedgerApplication
-from services.ledger.domain.budget import SourceKind
+from services.ledger.domain.budget import Budget, SourceKind
 from services.ledger.domain.contract import Contract
 from services.ledger.domain.errors import ConcurrentWrite
 from services.ledger.store.config import eventsourcing_env
@@ -47,17 +47,22 @@ def ledger_application(database_url: str) -> LedgerApplication:
     return LedgerApplication(eventsourcing_env(database_url), beneficiary_key=b"test")
 
 
+def open_budget_of(app: LedgerApplication, amount_fen: int) -> Budget:
+    budget, _ = app.open_budget(
+        reference=None,
+        year=2014,
+        purpose="p",
+        title="t",
+        sources=[(SourceKind.DISTRICT_FINANCE, "district finance", amount_fen)],
+        occurred_at=WHEN,
+    )
+    return budget
+
+
 def test_a_stale_write_is_refused_not_lost(database_url: str) -> None:
     first, second = ledger_application(database_url), ledger_application(database_url)
     try:
-        budget, _ = first.open_budget(
-            reference=None,
-            year=2014,
-            purpose="p",
-            title="t",
-            sources=[(SourceKind.DISTRICT_FINANCE, "district finance", 10_000)],
-            occurred_at=WHEN,
-        )
+        budget = open_budget_of(first, 10_000)
         mine = first.get_budget(budget.id)
         theirs = second.get_budget(budget.id)
         mine.allocate(street_office_id=uuid4(), amount_fen=1_000, occurred_at=WHEN)
@@ -74,14 +79,7 @@ def test_a_stale_write_is_refused_not_lost(database_url: str) -> None:
 def test_the_feed_stays_dense_when_a_write_fails_midway(database_url: str) -> None:
     first, second = ledger_application(database_url), ledger_application(database_url)
     try:
-        budget, _ = first.open_budget(
-            reference=None,
-            year=2014,
-            purpose="p",
-            title="t",
-            sources=[(SourceKind.DISTRICT_FINANCE, "district finance", 10_000)],
-            occurred_at=WHEN,
-        )
+        budget = open_budget_of(first, 10_000)
         _, allocation, _ = first.allocate(
             budget.id, street_office_id=uuid4(), amount_fen=10_000, occurred_at=WHEN
         )
