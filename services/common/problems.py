@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from proto.problem import InvalidParam, Problem
+from services.common.errors import InvalidCommand, NotFound, RuleViolation, Unavailable
 
 PROBLEM_JSON = "application/problem+json"
 # A URN: problem kinds are stable names, not pages this project hosts.
@@ -24,6 +25,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         404: "Not found",
         409: "Conflicts with the ledger's current state",
         422: "Invalid request",
+        503: "A service this one needs did not answer; nothing was written",
     }.items()
 }
 
@@ -71,10 +73,16 @@ def _words(class_name: str) -> list[str]:
     return [word.lower() for word in re.findall(r"[A-Z][a-z0-9]*", class_name)]
 
 
-def install_problem_handlers(
-    app: FastAPI, domain_errors: Sequence[tuple[type[Exception], int]] = ()
-) -> None:
-    """Answer validation errors, HTTP errors and the given domain errors as problem+json."""
+DOMAIN_ERROR_STATUS: Sequence[tuple[type[Exception], int]] = (
+    (NotFound, 404),
+    (RuleViolation, 409),
+    (InvalidCommand, 422),
+    (Unavailable, 503),
+)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Answer validation errors, HTTP errors and domain errors as problem+json."""
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -104,7 +112,7 @@ def install_problem_handlers(
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
 
-    for error_class, status in domain_errors:
+    for error_class, status in DOMAIN_ERROR_STATUS:
 
         async def domain_error(
             request: Request, exc: Exception, status: int = status

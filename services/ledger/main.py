@@ -13,7 +13,6 @@ from services.common.health import health_router
 from services.common.problems import install_problem_handlers
 from services.ledger.api import budgets, contracts, deliveries, events, payments
 from services.ledger.application import LedgerApplication
-from services.ledger.domain.errors import InvalidCommand, NotFound, RuleViolation
 from services.ledger.settings import DEVELOPMENT_BENEFICIARY_KEY, LedgerSettings
 from services.ledger.store.config import eventsourcing_env
 
@@ -54,5 +53,5 @@ def create_app(settings: LedgerSettings | None = None) -> FastAPI:
     app.include_router(health_router("ledger", ready))
     for module in (budgets, contracts, deliveries, payments, events):
         app.include_router(module.router)
-    install_problem_handlers(app, [(NotFound, 404), (RuleViolation, 409), (InvalidCommand, 422)])
+    install_problem_handlers(app)
     return app

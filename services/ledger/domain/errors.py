@@ -1,25 +1,13 @@
 """The ledger's domain errors: each broken rule has a name and a message that names the numbers.
 
-Two families, because callers must react differently: an `InvalidCommand` can never succeed as
-sent (fix the request), a `RuleViolation` conflicts with the ledger's current state (look at the
-state, then decide).
+They belong to the families of `services.common.errors`, because callers must react
+differently: an `InvalidCommand` can never succeed as sent (fix the request), a `RuleViolation`
+conflicts with the ledger's current state (look at the state, then decide).
 """
 
+from services.common.errors import InvalidCommand, NotFound, RuleViolation, Unavailable
 
-class LedgerError(Exception):
-    """Base of every error the ledger's domain raises on purpose."""
-
-
-class InvalidCommand(LedgerError):
-    """The command is malformed in itself, whatever the state of the ledger."""
-
-
-class RuleViolation(LedgerError):
-    """The command would break an invariant given the ledger's current state."""
-
-
-class NotFound(LedgerError):
-    """The thing the command refers to does not exist (or did not, as of the time asked)."""
+__all__ = ["InvalidCommand", "NotFound", "RuleViolation", "Unavailable"]
 
 
 class AllocationExceedsAppropriation(RuleViolation):
