@@ -6,6 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from services.catalog.main import create_app as create_catalog
+from services.catalog.settings import CatalogSettings
+from tests.support.catalog import Parties, seed_parties
+from tests.support.inprocess import served
 from tests.support.postgres import PostgresServer, find_or_start_postgres
 
 
@@ -36,3 +40,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         return f"sqlite:///{tmp_path_factory.mktemp('sqlite')}/service.sqlite3"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+@pytest.fixture(scope="session")
+def catalog_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A catalog served over real HTTP, for the ledger to ask; shared by the session."""
+    database = tmp_path_factory.mktemp("catalog") / "catalog.sqlite3"
+    with served(create_catalog(CatalogSettings(database_url=f"sqlite:///{database}"))) as url:
+        yield url
+
+
+@pytest.fixture
+def parties(catalog_url: str) -> Parties:
+    """A street office, its community, a registered provider and an admitted item."""
+    return seed_parties(catalog_url)

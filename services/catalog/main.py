@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.catalog.api import communities, events, items, organizations, platforms
+from services.catalog.application import Catalog
 from services.catalog.settings import CatalogSettings
+from services.catalog.store.changes import ChangeStore
+from services.catalog.store.migrate import upgrade
 from services.common.app import create_sql_service
 
 
 def create_app(settings: CatalogSettings | None = None) -> FastAPI:
-    """Build the catalog app (health only until the catalog issue lands)."""
+    """Build the catalog app; its schema is brought up to date at startup unless told not to."""
+    settings = settings or CatalogSettings()
+
+    async def startup(app: FastAPI, engine: AsyncEngine) -> None:
+        if settings.migrate_on_start:
+            await upgrade(engine)
+        app.state.catalog = Catalog(ChangeStore(engine))
+
     return create_sql_service(
         "catalog",
         "Community services catalog",
-        "What may be bought, and from whom.",
-        settings or CatalogSettings(),
+        "What may be bought, from whom, and where: items, admission, organizations, guides.",
+        settings,
+        routers=[m.router for m in (organizations, items, communities, platforms, events)],
+        startup=startup,
     )

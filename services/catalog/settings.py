@@ -8,9 +8,12 @@ from services.common.settings import ServiceSettings
 
 
 class CatalogSettings(ServiceSettings):
-    """CATALOG_HOST, CATALOG_PORT, CATALOG_DATABASE_URL, CATALOG_LOG_LEVEL."""
+    """CATALOG_HOST, CATALOG_PORT, CATALOG_DATABASE_URL, CATALOG_MIGRATE_ON_START, …"""
 
     model_config = SettingsConfigDict(env_prefix="CATALOG_", extra="ignore")
 
     port: int = 8001
     database_url: str = "sqlite:///data/catalog.sqlite3"
+    # Convenient for `make run`; deployments that run `python -m services.catalog migrate` as a
+    # separate step before the service starts set this to false.
+    migrate_on_start: bool = True

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.health import health_router
 from services.common.problems import install_problem_handlers
 from services.common.settings import ServiceSettings
 from services.common.sql import async_engine, ping
 
+Startup = Callable[[FastAPI, AsyncEngine], Awaitable[None]]
 
-def create_sql_service(name: str, title: str, summary: str, settings: ServiceSettings) -> FastAPI:
+
+def create_sql_service(
+    name: str,
+    title: str,
+    summary: str,
+    settings: ServiceSettings,
+    *,
+    routers: Sequence[APIRouter] = (),
+    startup: Startup | None = None,
+) -> FastAPI:
     """A FastAPI app whose database engine opens at startup and is disposed at shutdown."""
 
     @asynccontextmanager
@@ -22,6 +33,8 @@ def create_sql_service(name: str, title: str, summary: str, settings: ServiceSet
         app.state.engine = engine
         try:
             await ping(engine)  # creates the SQLite file, or fails fast on a bad URL
+            if startup is not None:
+                await startup(app, engine)
             yield
         finally:
             await engine.dispose()
@@ -32,5 +45,7 @@ def create_sql_service(name: str, title: str, summary: str, settings: ServiceSet
         await ping(app.state.engine)
 
     app.include_router(health_router(name, ready))
+    for router in routers:
+        app.include_router(router)
     install_problem_handlers(app)
     return app

@@ -13,6 +13,7 @@ from services.common.health import health_router
 from services.common.problems import install_problem_handlers
 from services.ledger.api import budgets, contracts, deliveries, events, payments
 from services.ledger.application import LedgerApplication
+from services.ledger.catalog import HttpCatalog
 from services.ledger.settings import DEVELOPMENT_BENEFICIARY_KEY, LedgerSettings
 from services.ledger.store.config import eventsourcing_env
 
@@ -30,15 +31,22 @@ def create_app(settings: LedgerSettings | None = None) -> FastAPI:
                 "LEDGER_BENEFICIARY_KEY is not set: beneficiaries' digests use the development "
                 "key, which anyone can read in the source; set a secret key in any deployment"
             )
+        catalog = HttpCatalog(
+            settings.catalog_url,
+            timeout=settings.catalog_timeout_seconds,
+            attempts=settings.catalog_attempts,
+        )
         ledger = LedgerApplication(
             eventsourcing_env(settings.database_url),
             beneficiary_key=settings.beneficiary_key.get_secret_value().encode(),
+            catalog=catalog,
         )
         app.state.ledger = ledger
         try:
             yield
         finally:
             ledger.close()
+            catalog.close()
 
     app = FastAPI(
         title="Community services ledger",

@@ -12,10 +12,13 @@ DEVELOPMENT_BENEFICIARY_KEY = "development-only-beneficiary-key"
 
 
 class LedgerSettings(ServiceSettings):
-    """LEDGER_HOST, LEDGER_PORT, LEDGER_DATABASE_URL, LEDGER_BENEFICIARY_KEY, …"""
+    """LEDGER_HOST, LEDGER_PORT, LEDGER_DATABASE_URL, LEDGER_CATALOG_URL, …"""
 
     model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="ignore")
 
     port: int = 8002
     database_url: str = "sqlite:///data/ledger.sqlite3"
     beneficiary_key: SecretStr = SecretStr(DEVELOPMENT_BENEFICIARY_KEY)
+    catalog_url: str = "http://127.0.0.1:8001"
+    catalog_timeout_seconds: float = 5.0
+    catalog_attempts: int = 3

@@ -21,11 +21,16 @@ def section(marker: str, fence: str) -> str:
     return found.group(1)
 
 
-def run_example(tmp_path: Path, ledger: RunningService) -> str:
+def run_example(tmp_path: Path, services: dict[str, RunningService]) -> str:
     script = tmp_path / "example.py"
     script.write_text(section("<!-- worked-example:start -->", "python"), encoding="utf-8")
     # Loopback must not go through a proxy the environment may name.
-    env = {**os.environ, "LEDGER_URL": ledger.url, "NO_PROXY": "127.0.0.1,localhost"}
+    env = {
+        **os.environ,
+        "CATALOG_URL": services["catalog"].url,
+        "LEDGER_URL": services["ledger"].url,
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
     result = subprocess.run(
         [sys.executable, str(script)],
         env=env,
@@ -42,6 +47,6 @@ def test_worked_example_prints_what_the_readme_says(
     services: dict[str, RunningService], tmp_path: Path
 ) -> None:
     expected = section("It prints:", "text")
-    assert run_example(tmp_path, services["ledger"]) == expected
-    # Running it again changes nothing: every create carries the caller's reference.
-    assert run_example(tmp_path, services["ledger"]) == expected
+    assert run_example(tmp_path, services) == expected
+    # Running it again changes nothing: every create carries the caller's code or reference.
+    assert run_example(tmp_path, services) == expected

@@ -10,6 +10,7 @@ import httpx
 import psycopg
 import pytest
 
+from tests.support.catalog import seed_parties
 from tests.support.ledger_api import allocate, cny, deliver, ok, open_budget, sign_contract
 from tests.support.processes import (
     GRACEFUL_EXIT_CODE,
@@ -46,11 +47,12 @@ def client(service: RunningService) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=service.url, trust_env=False)
 
 
-async def tell_story(ledger: httpx.AsyncClient) -> Story:
+async def tell_story(ledger: httpx.AsyncClient, catalog: RunningService) -> Story:
     """Budget, allocation, contract, activation, delivery, acceptance, payment of 30,000.00."""
+    parties = seed_parties(catalog.url)
     budget = await open_budget(ledger)
-    allocation = await allocate(ledger, budget["id"], "1000000.00")
-    contract = await sign_contract(ledger, budget["id"], allocation, "360000.00")
+    allocation = await allocate(ledger, budget["id"], "1000000.00", parties.street_office_id)
+    contract = await sign_contract(ledger, budget["id"], allocation, "360000.00", parties)
     cid = contract["id"]
     ok(await ledger.post(f"/contracts/{cid}/activation", json={}))
     delivery = await deliver(ledger, cid, "30000.00")
@@ -118,16 +120,16 @@ async def test_each_service_is_healthy_ready_and_keeps_its_own_sqlite_file(
 async def test_ledger_story_over_http(services: dict[str, RunningService]) -> None:
     async with client(services["ledger"]) as ledger:
         earlier_events = len(await read_feed(ledger))
-        story = await tell_story(ledger)
+        story = await tell_story(ledger, services["catalog"])
         await check_story(ledger, story, earlier_events)
 
 
 @pytest.mark.asyncio
 async def test_restarted_ledger_keeps_budget_and_feed(tmp_path: Path) -> None:
-    with running_services(tmp_path, names=["ledger"]) as running:
+    with running_services(tmp_path, names=["catalog", "ledger"]) as running:
         ledger = running["ledger"]
         async with client(ledger) as http:
-            story = await tell_story(http)
+            story = await tell_story(http, running["catalog"])
             budget = ok(await http.get(f"/budgets/{story.budget_id}"), 200)
             feed = await read_feed(http)
 
@@ -150,10 +152,10 @@ async def test_restarted_ledger_keeps_budget_and_feed(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_ledger_process_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
     overrides = {"LEDGER_DATABASE_URL": postgres_url}
-    with running_services(tmp_path, overrides, names=["ledger"]) as running:
+    with running_services(tmp_path, overrides, names=["catalog", "ledger"]) as running:
         async with client(running["ledger"]) as ledger:
             assert ok(await ledger.get("/readyz"), 200)["status"] == "ready"
-            story = await tell_story(ledger)
+            story = await tell_story(ledger, running["catalog"])
             await check_story(ledger, story, earlier_events=0)
 
     # The events went to PostgreSQL, not to a SQLite file of the ledger's own.

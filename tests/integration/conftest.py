@@ -15,8 +15,8 @@ from tests.support.inprocess import client_for
 
 
 @pytest.fixture
-def ledger_app(database_url: str) -> FastAPI:
-    return create_app(LedgerSettings(database_url=database_url))
+def ledger_app(database_url: str, catalog_url: str) -> FastAPI:
+    return create_app(LedgerSettings(database_url=database_url, catalog_url=catalog_url))
 
 
 @pytest_asyncio.fixture

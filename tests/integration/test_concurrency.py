@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, date, datetime
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
@@ -14,9 +14,10 @@ from services.ledger.application import LedgerApplication
 from services.ledger.domain.budget import Budget, SourceKind
 from services.ledger.domain.contract import Contract
 from services.ledger.domain.errors import ConcurrentWrite
-from services.ledger.store.config import eventsourcing_env
 from services.ledger.store.recorders import ReferenceClaim
+from tests.support.catalog import Parties
 from tests.support.ledger_api import cny, ok, open_budget
+from tests.support.ledger_app import ledger_application
 
 WHEN = datetime(2014, 4, 14, tzinfo=UTC)
 
@@ -43,10 +44,6 @@ async def test_two_writers_race_on_one_budget_and_exactly_one_wins(
     assert len(budget["allocations"]) == 1
 
 
-def ledger_application(database_url: str) -> LedgerApplication:
-    return LedgerApplication(eventsourcing_env(database_url), beneficiary_key=b"test")
-
-
 def open_budget_of(app: LedgerApplication, amount_fen: int) -> Budget:
     budget, _ = app.open_budget(
         reference=None,
@@ -59,9 +56,11 @@ def open_budget_of(app: LedgerApplication, amount_fen: int) -> Budget:
     return budget
 
 
-def test_a_stale_write_is_refused_not_lost(database_url: str) -> None:
-    first, second = ledger_application(database_url), ledger_application(database_url)
-    try:
+def test_a_stale_write_is_refused_not_lost(database_url: str, catalog_url: str) -> None:
+    with (
+        ledger_application(database_url, catalog_url) as first,
+        ledger_application(database_url, catalog_url) as second,
+    ):
         budget = open_budget_of(first, 10_000)
         mine = first.get_budget(budget.id)
         theirs = second.get_budget(budget.id)
@@ -71,26 +70,30 @@ def test_a_stale_write_is_refused_not_lost(database_url: str) -> None:
         with pytest.raises(ConcurrentWrite, match="changed while this request was processed"):
             second._save(theirs)
         assert first.get_budget(budget.id).allocated_fen == 1_000
-    finally:
-        first.close()
-        second.close()
 
 
-def test_the_feed_stays_dense_when_a_write_fails_midway(database_url: str) -> None:
-    first, second = ledger_application(database_url), ledger_application(database_url)
-    try:
+def test_the_feed_stays_dense_when_a_write_fails_midway(
+    database_url: str, catalog_url: str, parties: Parties
+) -> None:
+    with (
+        ledger_application(database_url, catalog_url) as first,
+        ledger_application(database_url, catalog_url) as second,
+    ):
         budget = open_budget_of(first, 10_000)
         _, allocation, _ = first.allocate(
-            budget.id, street_office_id=uuid4(), amount_fen=10_000, occurred_at=WHEN
+            budget.id,
+            street_office_id=UUID(parties.street_office_id),
+            amount_fen=10_000,
+            occurred_at=WHEN,
         )
         terms: dict[str, Any] = {
             "title": "t",
             "budget_id": budget.id,
             "allocation_id": allocation.id,
             "purchaser_id": allocation.street_office_id,
-            "implementer_id": uuid4(),
-            "provider_id": uuid4(),
-            "item_ids": [uuid4()],
+            "implementer_id": UUID(parties.community_id),
+            "provider_id": UUID(parties.provider_id),
+            "item_ids": [UUID(parties.item_id)],
             "value_fen": 1_000,
             "period_start": date(2014, 4, 14),
             "period_end": date(2014, 12, 31),
@@ -130,6 +133,3 @@ def test_the_feed_stays_dense_when_a_write_fails_midway(database_url: str) -> No
         if database_url.startswith("postgresql"):
             ids = [n.id for n in first.recorder.select_notifications(start=1, limit=100)]
             assert ids != list(range(ids[0], ids[0] + len(ids))), "the event store has a hole"
-    finally:
-        first.close()
-        second.close()

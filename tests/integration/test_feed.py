@@ -14,6 +14,7 @@ from proto.feed import FeedEntry, FeedPage
 from proto.generate import SCHEMA_DIR
 from proto.ledger_events import EVENT_PAYLOADS
 from services.ledger.application import LedgerApplication
+from tests.support.catalog import Parties
 from tests.support.ledger_api import allocate, deliver, ok, open_budget, sign_contract
 
 pytestmark = pytest.mark.asyncio
@@ -39,10 +40,12 @@ async def read_all(client: httpx.AsyncClient, limit: int = 3) -> list[FeedEntry]
         after = page.next_after
 
 
-async def test_feed_pages_through_every_event_in_order(ledger: httpx.AsyncClient) -> None:
+async def test_feed_pages_through_every_event_in_order(
+    ledger: httpx.AsyncClient, parties: Parties
+) -> None:
     budget = await open_budget(ledger)
-    allocation = await allocate(ledger, budget["id"], "1000.00")
-    contract = await sign_contract(ledger, budget["id"], allocation, "500.00")
+    allocation = await allocate(ledger, budget["id"], "1000.00", parties.street_office_id)
+    contract = await sign_contract(ledger, budget["id"], allocation, "500.00", parties)
     ok(await ledger.post(f"/contracts/{contract['id']}/activation", json={}))
 
     entries = await read_all(ledger)
@@ -84,11 +87,11 @@ async def test_stream_history_of_one_budget(ledger: httpx.AsyncClient) -> None:
 
 
 async def test_beneficiaries_are_never_stored_in_clear(
-    ledger: httpx.AsyncClient, ledger_app: FastAPI
+    ledger: httpx.AsyncClient, ledger_app: FastAPI, parties: Parties
 ) -> None:
     budget = await open_budget(ledger)
-    allocation = await allocate(ledger, budget["id"], "1000.00")
-    contract = await sign_contract(ledger, budget["id"], allocation, "500.00")
+    allocation = await allocate(ledger, budget["id"], "1000.00", parties.street_office_id)
+    contract = await sign_contract(ledger, budget["id"], allocation, "500.00", parties)
     ok(await ledger.post(f"/contracts/{contract['id']}/activation", json={}))
     identity = "510107195001011234"
     delivery = await deliver(ledger, contract["id"], "100.00", beneficiaries=[identity])

@@ -7,16 +7,17 @@ from uuid import uuid4
 import httpx
 import pytest
 
+from tests.support.catalog import Parties, another_provider
 from tests.support.ledger_api import allocate, cny, deliver, ok, open_budget, sign_contract
 
 pytestmark = pytest.mark.asyncio
 
 
-async def test_budget_to_payment(ledger: httpx.AsyncClient) -> None:
+async def test_budget_to_payment(ledger: httpx.AsyncClient, parties: Parties) -> None:
     budget = await open_budget(ledger)
     assert budget["appropriation"] == cny("30850000.00")
-    allocation = await allocate(ledger, budget["id"], "1000000.00")
-    contract = await sign_contract(ledger, budget["id"], allocation, "360000.00")
+    allocation = await allocate(ledger, budget["id"], "1000000.00", parties.street_office_id)
+    contract = await sign_contract(ledger, budget["id"], allocation, "360000.00", parties)
     assert contract["state"] == "signed"
 
     budget = ok(await ledger.get(f"/budgets/{budget['id']}"), 200)
@@ -49,10 +50,12 @@ async def test_budget_to_payment(ledger: httpx.AsyncClient) -> None:
     )
 
 
-async def test_overpayment_is_refused_with_the_numbers(ledger: httpx.AsyncClient) -> None:
+async def test_overpayment_is_refused_with_the_numbers(
+    ledger: httpx.AsyncClient, parties: Parties
+) -> None:
     budget = await open_budget(ledger)
-    allocation = await allocate(ledger, budget["id"], "10000.00")
-    contract = await sign_contract(ledger, budget["id"], allocation, "5000.00")
+    allocation = await allocate(ledger, budget["id"], "10000.00", parties.street_office_id)
+    contract = await sign_contract(ledger, budget["id"], allocation, "5000.00", parties)
     ok(await ledger.post(f"/contracts/{contract['id']}/activation", json={}))
     delivery = await deliver(ledger, contract["id"], "1000.00")
     ok(
@@ -75,9 +78,11 @@ async def test_overpayment_is_refused_with_the_numbers(ledger: httpx.AsyncClient
     assert (contract["paid"], contract["payments"]) == (cny("0.00"), 0)
 
 
-async def test_commitment_beyond_the_allocation_is_refused(ledger: httpx.AsyncClient) -> None:
+async def test_commitment_beyond_the_allocation_is_refused(
+    ledger: httpx.AsyncClient, parties: Parties
+) -> None:
     budget = await open_budget(ledger)
-    allocation = await allocate(ledger, budget["id"], "1000.00")
+    allocation = await allocate(ledger, budget["id"], "1000.00", parties.street_office_id)
     response = await ledger.post(
         "/contracts",
         json={
@@ -99,12 +104,16 @@ async def test_commitment_beyond_the_allocation_is_refused(ledger: httpx.AsyncCl
     # Neither the contract nor its reference was kept: the same number can be used again.
     listed = ok(await ledger.get("/contracts", params={"budget_id": budget["id"]}), 200)
     assert listed["items"] == []
-    await sign_contract(ledger, budget["id"], allocation, "1000.00", reference="CQ-TOO-BIG")
+    await sign_contract(
+        ledger, budget["id"], allocation, "1000.00", parties, reference="CQ-TOO-BIG"
+    )
 
 
-async def test_purchaser_must_own_the_allocation(ledger: httpx.AsyncClient) -> None:
+async def test_purchaser_must_own_the_allocation(
+    ledger: httpx.AsyncClient, parties: Parties
+) -> None:
     budget = await open_budget(ledger)
-    allocation = await allocate(ledger, budget["id"], "1000.00")
+    allocation = await allocate(ledger, budget["id"], "1000.00", parties.street_office_id)
     stranger = {**allocation, "street_office_id": str(uuid4())}
     response = await ledger.post(
         "/contracts",
@@ -126,10 +135,12 @@ async def test_purchaser_must_own_the_allocation(ledger: httpx.AsyncClient) -> N
     assert "not to the purchaser" in response.json()["detail"]
 
 
-async def test_termination_releases_the_unspent_commitment(ledger: httpx.AsyncClient) -> None:
+async def test_termination_releases_the_unspent_commitment(
+    ledger: httpx.AsyncClient, parties: Parties
+) -> None:
     budget = await open_budget(ledger)
-    allocation = await allocate(ledger, budget["id"], "10000.00")
-    contract = await sign_contract(ledger, budget["id"], allocation, "8000.00")
+    allocation = await allocate(ledger, budget["id"], "10000.00", parties.street_office_id)
+    contract = await sign_contract(ledger, budget["id"], allocation, "8000.00", parties)
     ok(await ledger.post(f"/contracts/{contract['id']}/activation", json={}))
     delivery = await deliver(ledger, contract["id"], "3000.00")
     ok(
@@ -149,10 +160,12 @@ async def test_termination_releases_the_unspent_commitment(ledger: httpx.AsyncCl
     assert budget["allocations"][0]["available"] == cny("7000.00")
 
 
-async def test_rejected_delivery_and_corrected_payment(ledger: httpx.AsyncClient) -> None:
+async def test_rejected_delivery_and_corrected_payment(
+    ledger: httpx.AsyncClient, parties: Parties
+) -> None:
     budget = await open_budget(ledger)
-    allocation = await allocate(ledger, budget["id"], "10000.00")
-    contract = await sign_contract(ledger, budget["id"], allocation, "8000.00")
+    allocation = await allocate(ledger, budget["id"], "10000.00", parties.street_office_id)
+    contract = await sign_contract(ledger, budget["id"], allocation, "8000.00", parties)
     cid = contract["id"]
     ok(await ledger.post(f"/contracts/{cid}/activation", json={}))
     rejected = await deliver(ledger, cid, "500.00")
@@ -189,11 +202,21 @@ async def test_rejected_delivery_and_corrected_payment(ledger: httpx.AsyncClient
     assert contract["paid"] == cny("2000.00")
 
 
-async def test_lists_filter_and_page(ledger: httpx.AsyncClient) -> None:
+async def test_lists_filter_and_page(
+    ledger: httpx.AsyncClient, parties: Parties, catalog_url: str
+) -> None:
     budget = await open_budget(ledger)
     other_budget = await open_budget(ledger, amount="100.00", year=2015)
-    allocation = await allocate(ledger, budget["id"], "10000.00")
-    signed = [await sign_contract(ledger, budget["id"], allocation, "100.00") for _ in range(5)]
+    allocation = await allocate(ledger, budget["id"], "10000.00", parties.street_office_id)
+    signed = [
+        await sign_contract(ledger, budget["id"], allocation, "100.00", parties) for _ in range(4)
+    ]
+    other_provider = another_provider(catalog_url)
+    signed.append(
+        await sign_contract(
+            ledger, budget["id"], allocation, "100.00", parties, provider_id=other_provider
+        )
+    )
 
     first = ok(await ledger.get("/contracts", params={"budget_id": budget["id"], "limit": 2}), 200)
     assert [c["id"] for c in first["items"]] == [c["id"] for c in signed[:2]]
@@ -210,10 +233,8 @@ async def test_lists_filter_and_page(ledger: httpx.AsyncClient) -> None:
         cursor = page["next_cursor"]
     assert seen == [c["id"] for c in signed]
 
-    by_provider = ok(
-        await ledger.get("/contracts", params={"provider_id": signed[3]["provider_id"]}), 200
-    )
-    assert [c["id"] for c in by_provider["items"]] == [signed[3]["id"]]
+    by_provider = ok(await ledger.get("/contracts", params={"provider_id": other_provider}), 200)
+    assert [c["id"] for c in by_provider["items"]] == [signed[4]["id"]]
     budgets_2015 = ok(await ledger.get("/budgets", params={"year": 2015}), 200)
     assert [b["id"] for b in budgets_2015["items"]] == [other_budget["id"]]
 

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.catalog import Parties
 from tests.support.ledger_api import allocate, cny, deliver, ok, open_budget, sign_contract
 
 pytestmark = pytest.mark.asyncio
@@ -64,7 +65,9 @@ async def test_unknown_fields_and_naive_times_are_refused(ledger: httpx.AsyncCli
     assert "feed position" in response.json()["detail"]
 
 
-async def test_retried_creates_find_the_first_record(ledger: httpx.AsyncClient) -> None:
+async def test_retried_creates_find_the_first_record(
+    ledger: httpx.AsyncClient, parties: Parties
+) -> None:
     first = await open_budget(ledger, reference="WH-2014-PUSHDOWN")
     again = await ledger.post(
         "/budgets",
@@ -91,7 +94,7 @@ async def test_retried_creates_find_the_first_record(ledger: httpx.AsyncClient) 
     assert different.status_code == 409
     assert "already used" in different.json()["detail"]
 
-    allocation = await allocate(ledger, first["id"], "5000.00")
+    allocation = await allocate(ledger, first["id"], "5000.00", parties.street_office_id)
     street = allocation["street_office_id"]
     retried = await ledger.post(
         f"/budgets/{first['id']}/allocations",
@@ -100,7 +103,9 @@ async def test_retried_creates_find_the_first_record(ledger: httpx.AsyncClient) 
     assert retried.status_code == 200
     assert len(retried.json()["allocations"]) == 1
 
-    contract = await sign_contract(ledger, first["id"], allocation, "1000.00", reference="CQ-001")
+    contract = await sign_contract(
+        ledger, first["id"], allocation, "1000.00", parties, reference="CQ-001"
+    )
     body = {
         "reference": "CQ-001",
         "title": contract["title"],
@@ -135,10 +140,14 @@ async def test_retried_creates_find_the_first_record(ledger: httpx.AsyncClient) 
     assert (again.status_code, again.json()["id"]) == (200, delivery["id"])
 
 
-async def test_the_same_treasury_reference_is_the_same_payment(ledger: httpx.AsyncClient) -> None:
+async def test_the_same_treasury_reference_is_the_same_payment(
+    ledger: httpx.AsyncClient, parties: Parties
+) -> None:
     budget = await open_budget(ledger)
-    allocation = await allocate(ledger, budget["id"], "10000.00")
-    contracts = [await sign_contract(ledger, budget["id"], allocation, "1000.00") for _ in range(2)]
+    allocation = await allocate(ledger, budget["id"], "10000.00", parties.street_office_id)
+    contracts = [
+        await sign_contract(ledger, budget["id"], allocation, "1000.00", parties) for _ in range(2)
+    ]
     for contract in contracts:
         ok(await ledger.post(f"/contracts/{contract['id']}/activation", json={}))
         delivery = await deliver(ledger, contract["id"], "1000.00")

@@ -6,21 +6,19 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.ledger.application import LedgerApplication
 from services.ledger.domain.budget import SourceKind
-from services.ledger.store.config import eventsourcing_env
+from tests.support.ledger_app import ledger_application
 
 
 @pytest.mark.postgres
 def test_feed_is_kept_whatever_the_environment_says(
-    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+    postgres_url: str, catalog_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Variables the library would read, were it not given its settings alone.
     monkeypatch.setenv("POSTGRES_ENABLE_DB_FUNCTIONS", "y")
     monkeypatch.setenv("LEDGER_POSTGRES_ENABLE_DB_FUNCTIONS", "y")
     monkeypatch.setenv("LEDGER_PERSISTENCE_MODULE", "eventsourcing.popo")
-    app = LedgerApplication(eventsourcing_env(postgres_url), beneficiary_key=b"k")
-    try:
+    with ledger_application(postgres_url, catalog_url) as app:
         app.open_budget(
             reference=None,
             year=2014,
@@ -30,5 +28,3 @@ def test_feed_is_kept_whatever_the_environment_says(
             occurred_at=datetime(2014, 1, 1, tzinfo=UTC),
         )
         assert [row.position for row, _ in app.feed(after=0, limit=10)] == [1]
-    finally:
-        app.close()

@@ -7,6 +7,8 @@ from uuid import uuid4
 
 import httpx
 
+from tests.support.catalog import Parties
+
 
 def cny(amount: str) -> dict[str, str]:
     """Money on the wire."""
@@ -64,19 +66,20 @@ async def sign_contract(
     budget_id: str,
     allocation: dict[str, Any],
     value: str,
+    parties: Parties,
     reference: str | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """A contract like the first Wuhou agreement, against the given allocation."""
+    """A contract like the first Wuhou agreement, with the catalog's parties and item."""
     body = {
         "reference": reference or f"CQ-{uuid4().hex[:8]}",
         "title": "Management services for elderly people over 60 on minimum living allowance",
         "budget_id": budget_id,
         "allocation_id": allocation["id"],
         "purchaser_id": allocation["street_office_id"],
-        "implementer_id": str(uuid4()),
-        "provider_id": str(uuid4()),
-        "item_ids": [str(uuid4())],
+        "implementer_id": parties.community_id,
+        "provider_id": parties.provider_id,
+        "item_ids": [parties.item_id],
         "value": cny(value),
         "period_start": "2014-04-14",
         "period_end": "2014-12-31",

@@ -206,9 +206,16 @@ def running_services(
     tmp_dir.mkdir(parents=True, exist_ok=True)
     started: list[RunningService] = []
     try:
-        for name, port in zip(names, free_ports(len(names)), strict=True):
+        ports = dict(zip(names, free_ports(len(names)), strict=True))
+        # The ledger asks the catalog started beside it.
+        wiring = (
+            {"LEDGER_CATALOG_URL": f"http://127.0.0.1:{ports['catalog']}"}
+            if "catalog" in ports
+            else {}
+        )
+        for name, port in ports.items():
             database_url = sqlite_url(tmp_dir / f"{name}.sqlite3")
-            env = service_env(name, port, database_url, env_overrides)
+            env = service_env(name, port, database_url, {**wiring, **(env_overrides or {})})
             started.append(RunningService.spawn(name, env, tmp_dir / f"{name}.log"))
         # Spawned together, so they start in parallel and the waits overlap.
         deadline = time.monotonic() + startup_timeout

@@ -6,8 +6,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response
 
+from services.common.http import created
 from services.common.problems import PROBLEM_RESPONSES
-from services.ledger.api.deps import Cursor, Ledger, Limit, created
+from services.ledger.api.deps import Cursor, Ledger, Limit
 from services.ledger.api.schemas import (
     AcceptanceReversal,
     DeliveryAcceptance,

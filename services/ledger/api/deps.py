@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Query, Request, Response
+from fastapi import Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime
 
@@ -60,9 +60,3 @@ def _known_at(
 
 
 KnownAt = Annotated[int | datetime | None, Depends(_known_at)]
-
-
-def created(response: Response, is_new: bool, location: str) -> None:
-    """201 with a Location for a new record; 200 when a retry found the existing one."""
-    response.status_code = 201 if is_new else 200
-    response.headers["Location"] = location

@@ -13,6 +13,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 from eventsourcing.utils import Environment, EnvType
 
+from services.ledger.catalog import CatalogReader
 from services.ledger.domain.errors import ConcurrentWrite, NotFound, ReferenceConflict
 from services.ledger.history import project_as_of
 from services.ledger.store.reads import FeedRow, LedgerReads
@@ -48,9 +49,12 @@ KnownAt = int | datetime
 class LedgerBase(Application[UUID]):
     """The event store, its reads, and the plumbing every use case shares."""
 
-    def __init__(self, env: dict[str, str], *, beneficiary_key: bytes) -> None:
+    def __init__(
+        self, env: dict[str, str], *, beneficiary_key: bytes, catalog: CatalogReader
+    ) -> None:
         super().__init__(env)
         self.reads = LedgerReads(self.recorder)
+        self.catalog = catalog
         self._beneficiary_key = beneficiary_key
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:

@@ -8,6 +8,7 @@ from uuid import UUID
 from services.ledger.application.base import KnownAt, LedgerBase, Page
 from services.ledger.domain.budget import Budget
 from services.ledger.domain.contract import Contract
+from services.ledger.domain.eligibility import check_contract_parties
 from services.ledger.domain.errors import ReferenceConflict
 from services.ledger.store.recorders import ReferenceClaim, StreamEntry
 
@@ -69,6 +70,18 @@ class ContractUseCases(LedgerBase):
             contract_id=contract.id,
             amount_fen=value_fen,
             occurred_at=occurred_at,
+        )
+        # Asked last: the catalog is another service, so every local check goes first.
+        check_contract_parties(
+            purchaser_id=purchaser_id,
+            implementer_id=implementer_id,
+            provider_id=provider_id,
+            item_ids=item_ids,
+            organizations=self.catalog.organizations(
+                [purchaser_id, implementer_id, provider_id], occurred_at
+            ),
+            items=self.catalog.items(item_ids, occurred_at),
+            as_of=occurred_at,
         )
         facts: dict[str, str | int | None] = {
             "budget_id": str(budget_id),

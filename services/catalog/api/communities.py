@@ -1,0 +1,65 @@
+"""Communities: the tasks they refuse, and their service guide."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from proto.catalog import CommunityGuide, Refusal
+from services.catalog.api.deps import AsOf, CatalogDep
+from services.catalog.api.schemas import RefusalCreate
+from services.common.problems import PROBLEM_RESPONSES
+
+router = APIRouter(prefix="/communities", tags=["communities"], responses=PROBLEM_RESPONSES)
+
+_templates = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+)
+
+
+@router.post("/{community_id}/refusals", operation_id="refuseTask", status_code=201)
+async def refuse_task(community_id: UUID, body: RefusalCreate, catalog: CatalogDep) -> Refusal:
+    """Record a community's refusal of a task for an item on none of its three lists."""
+    return await catalog.refuse_task(
+        community_id, item_id=body.item_id, reason=body.reason, occurred_at=body.occurred_at
+    )
+
+
+@router.get("/{community_id}/refusals", operation_id="listRefusals")
+async def list_refusals(
+    community_id: UUID, catalog: CatalogDep, as_of: AsOf = None
+) -> list[Refusal]:
+    """The tasks a community refused, with their reasons."""
+    found, _ = await catalog.find(Refusal, parent_id=community_id, as_of=as_of)
+    return found
+
+
+@router.get(
+    "/{community_id}/guide",
+    operation_id="communityGuide",
+    response_model=CommunityGuide,
+    responses={200: {"content": {"text/html": {}}}},
+)
+async def community_guide(
+    community_id: UUID,
+    catalog: CatalogDep,
+    as_of: AsOf = None,
+    format: Annotated[
+        Literal["json", "html"] | None,
+        Query(description="Overrides the Accept header"),
+    ] = None,
+    accept: Annotated[str, Header()] = "application/json",
+) -> Response | CommunityGuide:
+    """The community service guide (社区服务指南), as JSON or as a readable HTML page."""
+    guide = await catalog.guide(community_id, as_of)
+    wants_html = format == "html" or (format is None and "text/html" in accept)
+    if not wants_html:
+        return guide
+    page = _templates.get_template("guide.html").render(guide=guide)
+    return HTMLResponse(page)

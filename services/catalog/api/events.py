@@ -1,0 +1,29 @@
+"""The catalog's feed: every change in commit order, in the ledger's envelope."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from proto.feed import FeedPage
+from services.catalog.api.deps import CatalogDep
+from services.catalog.api.history import feed_entry
+
+router = APIRouter(tags=["events"])
+
+
+@router.get("/events", operation_id="readCatalogFeed")
+async def read_feed(
+    catalog: CatalogDep,
+    after: Annotated[int, Query(ge=0, description="Return entries after this position")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> FeedPage:
+    """Every change in commit order, with dense positions."""
+    head = await catalog.store.head_position()
+    entries = [feed_entry(c) for c in await catalog.store.feed(after, limit)]
+    return FeedPage(
+        entries=entries,
+        next_after=entries[-1].position if entries else after,
+        head=max(head, entries[-1].position if entries else 0),
+    )

@@ -1,0 +1,79 @@
+"""The catalog's tables: every change, appended once (it is the feed), and each record's head."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out, on PostgreSQL's timestamptz and on SQLite's text alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; give a timezone")
+        value = value.astimezone(UTC)
+        # SQLite keeps no offset: store UTC wall time so text order is time order.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+changes = Table(
+    "catalog_changes",
+    metadata,
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("stream_id", String(36), nullable=False),
+    Column("stream_type", String(32), nullable=False),
+    Column("stream_version", Integer, nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    # What lists filter on, as of this version; copied from the record so history filters too.
+    Column("kind", String(32)),
+    Column("parent_id", String(36)),
+    Column("status", String(32)),
+    # The caller's own code for the record (e.g. a unified social credit code), if any.
+    Column("code", String(64)),
+    Column("record", JSON, nullable=False),
+    UniqueConstraint("stream_id", "stream_version", name="uq_catalog_changes_stream_version"),
+    Index("ix_catalog_changes_type_occurred", "stream_type", "occurred_at"),
+    Index("ix_catalog_changes_parent", "parent_id"),
+    Index("ix_catalog_changes_type_code", "stream_type", "code"),
+)
+
+heads = Table(
+    "catalog_heads",
+    metadata,
+    Column("stream_id", String(36), primary_key=True),
+    Column("stream_type", String(32), nullable=False),
+    Column("position", BigInteger, nullable=False, unique=True),
+    Column("version", Integer, nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Index("ix_catalog_heads_type", "stream_type"),
+)

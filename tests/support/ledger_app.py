@@ -1,0 +1,24 @@
+"""A ledger application used directly, below its HTTP layer, for tests that race writers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from services.ledger.application import LedgerApplication
+from services.ledger.catalog import HttpCatalog
+from services.ledger.store.config import eventsourcing_env
+
+
+@contextmanager
+def ledger_application(database_url: str, catalog_url: str) -> Iterator[LedgerApplication]:
+    """A ledger on `database_url` asking the catalog at `catalog_url`; closed afterwards."""
+    catalog = HttpCatalog(catalog_url)
+    app = LedgerApplication(
+        eventsourcing_env(database_url), beneficiary_key=b"test", catalog=catalog
+    )
+    try:
+        yield app
+    finally:
+        app.close()
+        catalog.close()
