@@ -52,10 +52,14 @@ class Registration(BaseModel):
     since: date | None = None
 
 
+# Records are read by other services: they ignore fields a newer catalog adds (tolerant
+# reader), where request bodies, defined by each service's API, refuse unknown fields.
+
+
 class Organization(BaseModel):
     """A district bureau, street office, community or provider, at one version."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     id: UUID
     version: int = Field(ge=1)
@@ -140,7 +144,7 @@ class Funding(BaseModel):
 class ServiceItem(BaseModel):
     """A service item (事项) and where it stands in admission, at one version."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     id: UUID
     version: int = Field(ge=1)
@@ -171,7 +175,7 @@ class PlatformType(StrEnum):
 class Platform(BaseModel):
     """Where a community's services are offered (服务平台), with what and whom it hosts."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     id: UUID
     version: int = Field(ge=1)
@@ -188,7 +192,7 @@ class Platform(BaseModel):
 class Refusal(BaseModel):
     """A community's refusal of a task for an item on none of its three lists."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     id: UUID
     version: int = Field(ge=1)

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from proto.catalog import CATALOG_EVENT_PAYLOADS, CommunityGuide
 from proto.feed import FeedEntry, FeedPage
 from proto.ledger_events import EVENT_PAYLOADS
 from proto.money import Money
@@ -35,10 +36,12 @@ def schemas() -> dict[str, str]:
         "feed-entry.json": _schema(FeedEntry, "feed-entry"),
         "feed-page.json": _schema(FeedPage, "feed-page"),
     }
-    for event_type, payload in EVENT_PAYLOADS.items():
-        models[f"ledger-event.{event_type}.json"] = _schema(
-            payload, f"ledger-event:{event_type}", title=f"Payload of {event_type}"
-        )
+    models["catalog-guide.json"] = _schema(CommunityGuide, "catalog-guide")
+    for feed, payloads in (("ledger", EVENT_PAYLOADS), ("catalog", CATALOG_EVENT_PAYLOADS)):
+        for event_type, payload in payloads.items():
+            models[f"{feed}-event.{event_type}.json"] = _schema(
+                payload, f"{feed}-event:{event_type}", title=f"Payload of {event_type}"
+            )
     return {
         name: json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
         for name, schema in models.items()

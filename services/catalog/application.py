@@ -34,7 +34,7 @@ from services.catalog.domain import items as admission
 from services.catalog.domain.communities import check_platform, check_refusal
 from services.catalog.domain.organizations import new_organization, require_kind
 from services.catalog.store.changes import ChangeStore, Facets, StoredChange, Writer
-from services.common.errors import NotFound, RuleViolation
+from services.common.errors import InvalidCommand, NotFound, RuleViolation
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -58,9 +58,14 @@ def _facets(record: BaseModel) -> Facets:
     raise TypeError(f"not a catalog record: {type(record).__name__}")
 
 
-async def _load(writer: Writer, model: type[M], record_id: UUID, role: str) -> M:
+async def _load(
+    writer: Writer, model: type[M], record_id: UUID, role: str, *, named_in_body: bool = False
+) -> M:
+    """The record, or an error: 404 for the request's own resource, 422 for one its body names."""
     head = await writer.head(record_id)
     if head is None or head.stream_type != STREAM_TYPES[model]:
+        if named_in_body:
+            raise InvalidCommand(f"{role} {record_id} is not in the catalog")
         raise NotFound(f"no {role} {record_id}")
     return model.model_validate(head.record)
 
@@ -120,12 +125,17 @@ class Catalog:
                 writer,
                 Organization,
                 code,
-                lambda o: (o.kind, o.name, o.street_office_id) == (kind, name, street_office_id),
+                lambda o: (
+                    (o.kind, o.name, o.street_office_id, o.registration)
+                    == (kind, name, street_office_id, registration)
+                ),
             )
             if existing is not None:
                 return existing, False
             street_office = (
-                await _load(writer, Organization, street_office_id, "street office")
+                await _load(
+                    writer, Organization, street_office_id, "street office", named_in_body=True
+                )
                 if street_office_id
                 else None
             )
@@ -164,11 +174,19 @@ class Catalog:
         """A district department proposes an item for communities; a known code finds it."""
         async with self.store.writing() as writer:
             existing = await _by_code(
-                writer, ServiceItem, code, lambda i: (i.name, i.kind) == (name, kind)
+                writer,
+                ServiceItem,
+                code,
+                lambda i: (
+                    (i.name, i.kind, i.domain, i.duty_list, i.proposed_by)
+                    == (name, kind, domain, duty_list, proposed_by)
+                ),
             )
             if existing is not None:
                 return existing, False
-            department = await _load(writer, Organization, proposed_by, "department")
+            department = await _load(
+                writer, Organization, proposed_by, "department", named_in_body=True
+            )
             require_kind(department, OrganizationKind.DISTRICT_BUREAU, role="proposed_by")
             item = ServiceItem(
                 id=uuid4(),
@@ -230,7 +248,7 @@ class Catalog:
         """Record a community's refusal of a task for an item on none of its lists."""
         async with self.store.writing() as writer:
             community = await _load(writer, Organization, community_id, "community")
-            item = await _load(writer, ServiceItem, item_id, "item")
+            item = await _load(writer, ServiceItem, item_id, "item", named_in_body=True)
             check_refusal(community, item, reason)
             earlier = [
                 Refusal.model_validate(r.record)
@@ -262,9 +280,16 @@ class Catalog:
     ) -> Platform:
         """Open a platform where a community's services are offered."""
         async with self.store.writing() as writer:
-            community = await _load(writer, Organization, community_id, "community")
-            items = [await _load(writer, ServiceItem, i, "item") for i in item_ids]
-            providers = [await _load(writer, Organization, p, "provider") for p in provider_ids]
+            community = await _load(
+                writer, Organization, community_id, "community", named_in_body=True
+            )
+            items = [
+                await _load(writer, ServiceItem, i, "item", named_in_body=True) for i in item_ids
+            ]
+            providers = [
+                await _load(writer, Organization, p, "provider", named_in_body=True)
+                for p in provider_ids
+            ]
             check_platform(community, items, providers)
             platform = Platform(
                 id=uuid4(),

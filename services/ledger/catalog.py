@@ -79,8 +79,14 @@ class HttpCatalog:
                     f"the catalog at {self._base_url} answered {path} with HTTP "
                     f"{response.status_code}; nothing was written"
                 )
-            page = _Page.model_validate(response.json())
-            return [model.model_validate(row) for row in page.items]
+            try:
+                page = _Page.model_validate(response.json())
+                return [model.model_validate(row) for row in page.items]
+            except ValueError as exc:  # not JSON, or not the records proto/ defines
+                raise CatalogUnavailable(
+                    f"the catalog at {self._base_url} answered {path} with something that is "
+                    f"not a page of records ({type(exc).__name__}); nothing was written"
+                ) from exc
         raise CatalogUnavailable(
             f"the catalog at {self._base_url} did not answer ({failure}) after "
             f"{self._attempts} attempts; nothing was written, retry later"

@@ -7,7 +7,7 @@ from uuid import UUID
 from fastapi import APIRouter
 
 from proto.catalog import Platform
-from services.catalog.api.deps import AsOf, CatalogDep, Cursor, Limit
+from services.catalog.api.deps import AsOf, CatalogDep, Cursor, Ids, Limit
 from services.catalog.api.schemas import PlatformCreate, PlatformPage
 from services.common.problems import PROBLEM_RESPONSES
 
@@ -33,14 +33,15 @@ async def open_platform(body: PlatformCreate, catalog: CatalogDep) -> Platform:
 @router.get("", operation_id="listPlatforms")
 async def list_platforms(
     catalog: CatalogDep,
+    ids: Ids = None,
     community_id: UUID | None = None,
     as_of: AsOf = None,
     limit: Limit = 100,
     cursor: Cursor = 0,
 ) -> PlatformPage:
-    """List platforms, of one community or all."""
+    """List platforms, of one community, by ids, or all."""
     found, next_cursor = await catalog.find(
-        Platform, parent_id=community_id, as_of=as_of, after=cursor, limit=limit
+        Platform, ids=ids, parent_id=community_id, as_of=as_of, after=cursor, limit=limit
     )
     return PlatformPage(items=found, next_cursor=next_cursor)
 

@@ -29,7 +29,7 @@ def check_refusal(community: Organization, item: ServiceItem, reason: str) -> No
 def check_platform(
     community: Organization, items: list[ServiceItem], providers: list[Organization]
 ) -> None:
-    """A platform belongs to a community and hosts items in force and providers."""
+    """A platform belongs to a community, hosts no rejected or retired item, and providers."""
     require_kind(community, OrganizationKind.COMMUNITY, role="community")
     for item in items:
         if item.status in (ItemStatus.REJECTED, ItemStatus.RETIRED):

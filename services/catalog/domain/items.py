@@ -41,6 +41,9 @@ def start_review(item: ServiceItem) -> ServiceItem:
 def admit(item: ServiceItem, funding: list[Funding]) -> ServiceItem:
     """Admit a reviewed item with the money it brings; funding follows the task (费随事转)."""
     _require(item, "admit")
+    for line in funding:
+        if line.amount.fen <= 0:
+            raise InvalidCommand(f"funding from {line.source} for {line.year} must be above 0.00")
     if not funding and item.kind is not ItemKind.MARKET:
         raise InvalidCommand(
             f"admitting a {item.kind.value} item needs its funding (source, year, amount): "

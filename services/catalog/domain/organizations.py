@@ -19,8 +19,13 @@ MIN_COMMUNITY_CAPITAL_FEN = 300_000
 MIN_COMMUNITY_MEMBERS = 5
 
 
-def check_registration(registration: Registration) -> None:
-    """Refuse a registration below the thresholds for its category."""
+def check_registration(kind: OrganizationKind, registration: Registration) -> None:
+    """Refuse a registration that does not fit the kind, or is below its category's thresholds."""
+    is_agency = registration.category is ProviderCategory.SOCIAL_WORK_AGENCY
+    if is_agency != (kind is OrganizationKind.SOCIAL_WORK_AGENCY):
+        raise InvalidCommand(
+            f"a {kind.value} cannot be registered in the category {registration.category.value}"
+        )
     if registration.track is not Track.REGISTERED:
         return
     if registration.category is ProviderCategory.COMMUNITY_PUBLIC_INTEREST:
@@ -64,7 +69,7 @@ def new_organization(
             raise InvalidCommand(
                 "a provider is either registered (登记) or filed (备案): give its registration"
             )
-        check_registration(registration)
+        check_registration(kind, registration)
     elif registration is not None:
         raise InvalidCommand(f"a {kind.value} has no provider registration")
     return Organization(
