@@ -31,3 +31,10 @@ class FeedPage(BaseModel):
     entries: list[FeedEntry]
     next_after: int = Field(ge=0, description="The position to pass as `after` for the next page")
     head: int = Field(ge=0, description="The last position stored when the page was read")
+
+    @classmethod
+    def of(cls, entries: list[FeedEntry], *, after: int, head: int) -> FeedPage:
+        """The page of `entries` read after `after`, the head having been read just before."""
+        last = entries[-1].position if entries else after
+        # Entries committed between reading the head and the page still count as read.
+        return cls(entries=entries, next_after=last, head=max(head, last))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psycopg
 import pytest
 
 from tests.support.catalog import seed_parties
+from tests.support.feeds import read_whole_feed
 from tests.support.ledger_api import allocate, cny, deliver, ok, open_budget, sign_contract
 from tests.support.processes import (
     GRACEFUL_EXIT_CODE,
@@ -67,28 +67,15 @@ async def tell_story(ledger: httpx.AsyncClient, catalog: RunningService) -> Stor
     return Story(budget_id=budget["id"], contract_id=cid)
 
 
-async def read_feed(ledger: httpx.AsyncClient) -> list[dict[str, Any]]:
-    """The whole feed, read page by page as a follower would."""
-    entries: list[dict[str, Any]] = []
-    after = 0
-    while True:
-        page = ok(await ledger.get("/events", params={"after": after, "limit": 3}), 200)
-        if not page["entries"]:
-            return entries
-        assert page["next_after"] > after, page
-        entries += page["entries"]
-        after = page["next_after"]
-
-
 async def check_story(ledger: httpx.AsyncClient, story: Story, earlier_events: int) -> None:
     """The feed is dense and ends with the story's events; the contract shows the payment."""
-    feed = await read_feed(ledger)
-    assert [e["position"] for e in feed] == list(range(1, len(feed) + 1))
+    feed = await read_whole_feed(ledger)
+    assert [e.position for e in feed] == list(range(1, len(feed) + 1))
     told = feed[earlier_events:]
-    assert [e["event_type"] for e in told] == STORY_EVENTS
-    assert told[0]["stream_id"] == story.budget_id
-    assert told[-1]["stream_id"] == story.contract_id
-    assert told[-1]["payload"]["amount"] == cny("30000.00")
+    assert [e.event_type for e in told] == STORY_EVENTS
+    assert str(told[0].stream_id) == story.budget_id
+    assert str(told[-1].stream_id) == story.contract_id
+    assert told[-1].payload["amount"] == cny("30000.00")
 
     contract = ok(await ledger.get(f"/contracts/{story.contract_id}"), 200)
     assert contract["state"] == "active"
@@ -119,7 +106,7 @@ async def test_each_service_is_healthy_ready_and_keeps_its_own_sqlite_file(
 @pytest.mark.asyncio
 async def test_ledger_story_over_http(services: dict[str, RunningService]) -> None:
     async with client(services["ledger"]) as ledger:
-        earlier_events = len(await read_feed(ledger))
+        earlier_events = len(await read_whole_feed(ledger))
         story = await tell_story(ledger, services["catalog"])
         await check_story(ledger, story, earlier_events)
 
@@ -131,7 +118,7 @@ async def test_restarted_ledger_keeps_budget_and_feed(tmp_path: Path) -> None:
         async with client(ledger) as http:
             story = await tell_story(http, running["catalog"])
             budget = ok(await http.get(f"/budgets/{story.budget_id}"), 200)
-            feed = await read_feed(http)
+            feed = await read_whole_feed(http)
 
         assert ledger.stop() == GRACEFUL_EXIT_CODE, ledger.log_tail()
         assert "Application shutdown complete." in ledger.log_tail()
@@ -140,11 +127,11 @@ async def test_restarted_ledger_keeps_budget_and_feed(tmp_path: Path) -> None:
         assert ledger.database_url == sqlite_url(tmp_path / "ledger.sqlite3")
         async with client(ledger) as http:
             assert ok(await http.get(f"/budgets/{story.budget_id}"), 200) == budget
-            assert await read_feed(http) == feed
+            assert await read_whole_feed(http) == feed
             await check_story(http, story, earlier_events=0)
             # Writing goes on at the next position, leaving no hole across the restart.
             await allocate(http, story.budget_id, "1000.00")
-            positions = [e["position"] for e in await read_feed(http)]
+            positions = [e.position for e in await read_whole_feed(http)]
             assert positions == list(range(1, len(feed) + 2))
 
 

@@ -13,9 +13,10 @@ import pytest
 import pytest_asyncio
 
 from proto.catalog import CATALOG_EVENT_PAYLOADS, CommunityGuide, ItemKind
-from proto.feed import FeedEntry, FeedPage
+from proto.feed import FeedPage
 from services.catalog.main import create_app
 from services.catalog.settings import CatalogSettings
+from tests.support.feeds import read_whole_feed
 from tests.support.inprocess import client_for
 from tests.support.ledger_api import cny, ok
 
@@ -60,20 +61,6 @@ def problem(response: httpx.Response, status: int) -> str:
 async def head(client: httpx.AsyncClient) -> int:
     """The feed's last position."""
     return int(ok(await client.get("/events"), 200)["head"])
-
-
-async def read_feed(client: httpx.AsyncClient, limit: int = 3) -> list[FeedEntry]:
-    """Every entry of the feed, page by page."""
-    entries: list[FeedEntry] = []
-    after = 0
-    while True:
-        page = FeedPage.model_validate(
-            ok(await client.get("/events", params={"after": after, "limit": limit}), 200)
-        )
-        if not page.entries:
-            return entries
-        entries += page.entries
-        after = page.next_after
 
 
 def instant(value: str) -> datetime:
@@ -818,7 +805,7 @@ async def test_the_feed_carries_every_change_once_in_commit_order(
         422,
     )
 
-    entries = await read_feed(catalog)
+    entries = await read_whole_feed(catalog)
     assert [e.position for e in entries] == list(range(1, len(entries) + 1))
     assert [e.event_type for e in entries] == [
         "organization.registered",  # bureau
@@ -873,7 +860,7 @@ async def test_concurrent_registrations_get_dense_distinct_positions(
     ids = {r.json()["id"] for r in responses}
     assert len(ids) == 10
 
-    entries = await read_feed(catalog, limit=4)
+    entries = await read_whole_feed(catalog, limit=4)
     assert [e.position for e in entries] == list(range(1, 11))
     assert {str(e.stream_id) for e in entries} == ids
     assert all(e.stream_version == 1 for e in entries)

@@ -10,11 +10,12 @@ import pytest
 from fastapi import FastAPI
 from jsonschema import Draft202012Validator
 
-from proto.feed import FeedEntry, FeedPage
+from proto.feed import FeedEntry
 from proto.generate import SCHEMA_DIR
 from proto.ledger_events import EVENT_PAYLOADS
 from services.ledger.application import LedgerApplication
 from tests.support.catalog import Parties
+from tests.support.feeds import read_whole_feed
 from tests.support.ledger_api import allocate, deliver, ok, open_budget, sign_contract
 
 pytestmark = pytest.mark.asyncio
@@ -27,19 +28,6 @@ def schema_file(path: Path) -> Draft202012Validator:
     return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
-async def read_all(client: httpx.AsyncClient, limit: int = 3) -> list[FeedEntry]:
-    entries: list[FeedEntry] = []
-    after = 0
-    while True:
-        page = FeedPage.model_validate(
-            ok(await client.get("/events", params={"after": after, "limit": limit}), 200)
-        )
-        if not page.entries:
-            return entries
-        entries += page.entries
-        after = page.next_after
-
-
 async def test_feed_pages_through_every_event_in_order(
     ledger: httpx.AsyncClient, parties: Parties
 ) -> None:
@@ -48,7 +36,7 @@ async def test_feed_pages_through_every_event_in_order(
     contract = await sign_contract(ledger, budget["id"], allocation, "500.00", parties)
     ok(await ledger.post(f"/contracts/{contract['id']}/activation", json={}))
 
-    entries = await read_all(ledger)
+    entries = await read_whole_feed(ledger)
     assert [e.position for e in entries] == list(range(1, len(entries) + 1))
     assert [e.event_type for e in entries] == [
         "budget.opened",

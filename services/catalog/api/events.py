@@ -22,8 +22,4 @@ async def read_feed(
     """Every change in commit order, with dense positions."""
     head = await catalog.store.head_position()
     entries = [feed_entry(c) for c in await catalog.store.feed(after, limit)]
-    return FeedPage(
-        entries=entries,
-        next_after=entries[-1].position if entries else after,
-        head=max(head, entries[-1].position if entries else 0),
-    )
+    return FeedPage.of(entries, after=after, head=head)

@@ -24,11 +24,7 @@ def read_feed(
     """Every event in commit order, with dense positions."""
     head = ledger.reads.head()
     entries = [feed_entry(row, event) for row, event in ledger.feed(after=after, limit=limit)]
-    return FeedPage(
-        entries=entries,
-        next_after=entries[-1].position if entries else after,
-        head=max(head, entries[-1].position if entries else 0),
-    )
+    return FeedPage.of(entries, after=after, head=head)
 
 
 @router.get("/streams/{stream_id}/events", operation_id="readStream")
