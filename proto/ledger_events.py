@@ -56,13 +56,14 @@ class AllocationAdjusted(_Payload):
 
 class CommitmentMade(_Payload):
     allocation_id: UUID
-    contract_id: UUID
+    commitment_id: UUID = Field(description="The contract or grant holding the money")
+    commitment_kind: Literal["contract", "grant"]
     amount: Money
 
 
 class CommitmentReleased(_Payload):
     allocation_id: UUID
-    contract_id: UUID
+    commitment_id: UUID
     amount: Money
     reason: str
 

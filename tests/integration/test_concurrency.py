@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from services.ledger.application import LedgerApplication
-from services.ledger.domain.budget import Budget, SourceKind
+from services.ledger.domain.budget import Budget, CommitmentKind, SourceKind
 from services.ledger.domain.contract import Contract
 from services.ledger.domain.errors import ConcurrentWrite
 from services.ledger.store.recorders import ReferenceClaim
@@ -104,7 +104,8 @@ def test_the_feed_stays_dense_when_a_write_fails_midway(
         contract = Contract.sign(reference="B-1", **terms)
         stale.commit(
             allocation_id=allocation.id,
-            contract_id=contract.id,
+            commitment_id=contract.id,
+            kind=CommitmentKind.CONTRACT,
             amount_fen=1_000,
             occurred_at=WHEN,
         )

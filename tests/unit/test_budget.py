@@ -8,7 +8,7 @@ from uuid import uuid4
 
 import pytest
 
-from services.ledger.domain.budget import Budget, Direction, SourceKind
+from services.ledger.domain.budget import Budget, CommitmentKind, Direction, SourceKind
 from services.ledger.domain.errors import (
     AllocationBelowCommitments,
     AllocationExceedsAppropriation,
@@ -83,11 +83,19 @@ def test_commitments_never_exceed_the_allocation() -> None:
     budget = open_budget()
     allocation = budget.allocate(street_office_id=uuid4(), amount_fen=100_000, occurred_at=WHEN)
     budget.commit(
-        allocation_id=allocation.id, contract_id=uuid4(), amount_fen=70_000, occurred_at=WHEN
+        allocation_id=allocation.id,
+        commitment_id=uuid4(),
+        kind=CommitmentKind.CONTRACT,
+        amount_fen=70_000,
+        occurred_at=WHEN,
     )
     with pytest.raises(CommitmentExceedsAllocation) as raised:
         budget.commit(
-            allocation_id=allocation.id, contract_id=uuid4(), amount_fen=30_001, occurred_at=WHEN
+            allocation_id=allocation.id,
+            commitment_id=uuid4(),
+            kind=CommitmentKind.CONTRACT,
+            amount_fen=30_001,
+            occurred_at=WHEN,
         )
     assert (
         str(raised.value)
@@ -101,11 +109,15 @@ def test_release_returns_commitment_to_the_allocation() -> None:
     allocation = budget.allocate(street_office_id=uuid4(), amount_fen=100_000, occurred_at=WHEN)
     contract = uuid4()
     budget.commit(
-        allocation_id=allocation.id, contract_id=contract, amount_fen=80_000, occurred_at=WHEN
+        allocation_id=allocation.id,
+        commitment_id=contract,
+        kind=CommitmentKind.CONTRACT,
+        amount_fen=80_000,
+        occurred_at=WHEN,
     )
     budget.release(
         allocation_id=allocation.id,
-        contract_id=contract,
+        commitment_id=contract,
         amount_fen=30_000,
         reason="done",
         occurred_at=WHEN,
@@ -116,7 +128,7 @@ def test_release_returns_commitment_to_the_allocation() -> None:
     ):
         budget.release(
             allocation_id=allocation.id,
-            contract_id=contract,
+            commitment_id=contract,
             amount_fen=50_001,
             reason="x",
             occurred_at=WHEN,
@@ -167,7 +179,11 @@ def test_allocation_adjustments_respect_commitments_and_appropriation() -> None:
     budget = open_budget((SourceKind.DISTRICT_FINANCE, "district finance", 100_000))
     allocation = budget.allocate(street_office_id=uuid4(), amount_fen=50_000, occurred_at=WHEN)
     budget.commit(
-        allocation_id=allocation.id, contract_id=uuid4(), amount_fen=40_000, occurred_at=WHEN
+        allocation_id=allocation.id,
+        commitment_id=uuid4(),
+        kind=CommitmentKind.CONTRACT,
+        amount_fen=40_000,
+        occurred_at=WHEN,
     )
     with pytest.raises(AllocationBelowCommitments):
         budget.adjust_allocation(
@@ -201,7 +217,11 @@ def test_replaying_the_events_rebuilds_the_same_budget() -> None:
     budget = open_budget()
     allocation = budget.allocate(street_office_id=uuid4(), amount_fen=100_000, occurred_at=WHEN)
     budget.commit(
-        allocation_id=allocation.id, contract_id=uuid4(), amount_fen=40_000, occurred_at=WHEN
+        allocation_id=allocation.id,
+        commitment_id=uuid4(),
+        kind=CommitmentKind.CONTRACT,
+        amount_fen=40_000,
+        occurred_at=WHEN,
     )
     replayed = None
     for domain_event in budget.collect_events():

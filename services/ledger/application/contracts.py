@@ -6,7 +6,7 @@ from datetime import date, datetime
 from uuid import UUID
 
 from services.ledger.application.base import KnownAt, LedgerBase, Page
-from services.ledger.domain.budget import Budget
+from services.ledger.domain.budget import Budget, CommitmentKind
 from services.ledger.domain.contract import Contract
 from services.ledger.domain.eligibility import check_contract_parties
 from services.ledger.domain.errors import ReferenceConflict
@@ -67,7 +67,8 @@ class ContractUseCases(LedgerBase):
         )
         budget.commit(
             allocation_id=allocation_id,
-            contract_id=contract.id,
+            commitment_id=contract.id,
+            kind=CommitmentKind.CONTRACT,
             amount_fen=value_fen,
             occurred_at=occurred_at,
         )
@@ -129,7 +130,7 @@ class ContractUseCases(LedgerBase):
         budget = self._get(Budget, contract.budget_id)
         budget.release(
             allocation_id=contract.allocation_id,
-            contract_id=contract.id,
+            commitment_id=contract.id,
             amount_fen=unspent,
             reason=reason,
             occurred_at=occurred_at,

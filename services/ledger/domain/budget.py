@@ -33,6 +33,13 @@ class SourceKind(StrEnum):
     OTHER = "other"
 
 
+class CommitmentKind(StrEnum):
+    """What holds money of an allocation: a purchase contract or a grant."""
+
+    CONTRACT = "contract"
+    GRANT = "grant"
+
+
 class Direction(StrEnum):
     """Which way an adjustment moves an amount; amounts themselves are never negative."""
 
@@ -310,42 +317,55 @@ class Budget(DatedAggregate):
     # --- commitments ----------------------------------------------------------------------
 
     def commit(
-        self, *, allocation_id: UUID, contract_id: UUID, amount_fen: int, occurred_at: datetime
+        self,
+        *,
+        allocation_id: UUID,
+        commitment_id: UUID,
+        kind: CommitmentKind,
+        amount_fen: int,
+        occurred_at: datetime,
     ) -> None:
-        """Commit a contract's value against an allocation; never beyond what it has left."""
+        """Commit a contract's or grant's value against an allocation; never beyond what is left."""
         _require_positive(amount_fen, "a commitment")
         allocation = self.allocation(allocation_id)
         if amount_fen > allocation.available_fen:
             raise CommitmentExceedsAllocation(
-                f"contract value {format_fen(amount_fen)} exceeds the uncommitted "
+                f"{kind.value} value {format_fen(amount_fen)} exceeds the uncommitted "
                 f"{format_fen(allocation.available_fen)} of allocation "
                 f"{format_fen(allocation.amount_fen)}"
             )
         self._committed(
             allocation_id=allocation_id,
-            contract_id=contract_id,
+            commitment_id=commitment_id,
+            commitment_kind=kind.value,
             amount_fen=amount_fen,
             occurred_at=occurred_at,
         )
 
     @event("Committed")
     def _committed(
-        self, *, allocation_id: UUID, contract_id: UUID, amount_fen: int, occurred_at: datetime
+        self,
+        *,
+        allocation_id: UUID,
+        commitment_id: UUID,
+        commitment_kind: str,
+        amount_fen: int,
+        occurred_at: datetime,
     ) -> None:
-        self.allocations[allocation_id].commitments[contract_id] = amount_fen
+        self.allocations[allocation_id].commitments[commitment_id] = amount_fen
 
     def release(
         self,
         *,
         allocation_id: UUID,
-        contract_id: UUID,
+        commitment_id: UUID,
         amount_fen: int,
         reason: str,
         occurred_at: datetime,
     ) -> None:
-        """Give back the part of a commitment a contract will not spend."""
+        """Give back the part of a commitment its contract or grant will not spend."""
         allocation = self.allocation(allocation_id)
-        committed = allocation.commitments.get(contract_id, 0)
+        committed = allocation.commitments.get(commitment_id, 0)
         if not 0 < amount_fen <= committed:
             raise InvalidCommand(
                 f"cannot release {format_fen(amount_fen)} of a commitment of "
@@ -353,7 +373,7 @@ class Budget(DatedAggregate):
             )
         self._released(
             allocation_id=allocation_id,
-            contract_id=contract_id,
+            commitment_id=commitment_id,
             amount_fen=amount_fen,
             reason=reason,
             occurred_at=occurred_at,
@@ -364,9 +384,9 @@ class Budget(DatedAggregate):
         self,
         *,
         allocation_id: UUID,
-        contract_id: UUID,
+        commitment_id: UUID,
         amount_fen: int,
         reason: str,
         occurred_at: datetime,
     ) -> None:
-        self.allocations[allocation_id].commitments[contract_id] -= amount_fen
+        self.allocations[allocation_id].commitments[commitment_id] -= amount_fen
