@@ -27,7 +27,26 @@ EVENT_TYPES: dict[str, str] = {
     "Contract.AcceptanceReversed": "delivery.acceptance_reversed",
     "Contract.PaymentRecorded": "payment.recorded",
     "Contract.PaymentReversed": "payment.reversed",
+    "Grant.Awarded": "grant.awarded",
+    "Grant.TrancheDisbursed": "grant.tranche_disbursed",
+    "Grant.UseReported": "grant.use_reported",
+    "Grant.Closed": "grant.closed",
+    "Grant.Revoked": "grant.revoked",
+    "PurchaseProject.Opened": "project.opened",
+    "PurchaseProject.Published": "project.published",
+    "PurchaseProject.ApplicationSubmitted": "application.submitted",
+    "PurchaseProject.ApplicationWithdrawn": "application.withdrawn",
+    "PurchaseProject.ApplicationsClosed": "project.applications_closed",
+    "PurchaseProject.Evaluated": "project.evaluated",
+    "PurchaseProject.Awarded": "project.awarded",
+    "PurchaseProject.ObjectionLodged": "objection.lodged",
+    "PurchaseProject.ObjectionAnswered": "objection.answered",
+    "PurchaseProject.Contracted": "project.contracted",
+    "PurchaseProject.Cancelled": "project.cancelled",
+    "PurchaseProject.Unsuccessful": "project.unsuccessful",
 }
+# Aggregates whose feed name is not simply their class name in lower case.
+STREAM_TYPES = {"PurchaseProject": "project"}
 _ENVELOPE = {"originator_id", "originator_version", "originator_topic", "timestamp", "occurred_at"}
 _FEN = "_fen"
 
@@ -55,7 +74,9 @@ def feed_entry(row: FeedRow, event: Any) -> FeedEntry:
     return FeedEntry(
         position=row.position,
         stream_id=event.originator_id,
-        stream_type=qualname.partition(".")[0].lower(),
+        stream_type=STREAM_TYPES.get(
+            qualname.partition(".")[0], qualname.partition(".")[0].lower()
+        ),
         stream_version=event.originator_version,
         event_type=event_type,
         occurred_at=event.occurred_at,

@@ -9,6 +9,7 @@ from services.common.settings import ServiceSettings
 
 # Only for development: deployments set LEDGER_BENEFICIARY_KEY to a secret of their own.
 DEVELOPMENT_BENEFICIARY_KEY = "development-only-beneficiary-key"
+DEVELOPMENT_SEALING_KEY = "development-only-sealing-key"
 
 
 class LedgerSettings(ServiceSettings):
@@ -19,6 +20,9 @@ class LedgerSettings(ServiceSettings):
     port: int = 8002
     database_url: str = "sqlite:///data/ledger.sqlite3"
     beneficiary_key: SecretStr = SecretStr(DEVELOPMENT_BENEFICIARY_KEY)
+    # Seals applicants' prices until a project's period closes; keep it secret and unchanged,
+    # or sealed prices recorded under the old key can no longer be disclosed.
+    sealing_key: SecretStr = SecretStr(DEVELOPMENT_SEALING_KEY)
     catalog_url: str = "http://127.0.0.1:8001"
     catalog_timeout_seconds: float = 5.0
     catalog_attempts: int = 3

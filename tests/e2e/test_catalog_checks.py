@@ -8,8 +8,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.catalog import Parties, propose_item, seed_parties
-from tests.support.ledger_api import allocate, cny, ok, open_budget
+from tests.support.catalog import propose_item, seed_parties
+from tests.support.ledger_api import (
+    allocate,
+    cny,
+    contract_body,
+    entrust,
+    ok,
+    open_budget,
+    sign_contract,
+)
 from tests.support.processes import RunningService, running_services
 
 pytestmark = pytest.mark.asyncio
@@ -23,26 +31,7 @@ def pair(tmp_path: Path) -> Iterator[dict[str, RunningService]]:
         yield running
 
 
-def contract_body(
-    budget_id: str, allocation_id: str, parties: Parties, item_id: str
-) -> dict[str, object]:
-    return {
-        "reference": f"CQ-{item_id[:8]}",
-        "title": "Management services for elderly people over 60 on minimum living allowance",
-        "budget_id": budget_id,
-        "allocation_id": allocation_id,
-        "purchaser_id": parties.street_office_id,
-        "implementer_id": parties.community_id,
-        "provider_id": parties.provider_id,
-        "item_ids": [item_id],
-        "value": cny("360000.00"),
-        "period_start": "2014-04-14",
-        "period_end": "2014-12-31",
-        "occurred_at": "2014-04-14T10:00:00+08:00",
-    }
-
-
-async def test_admitted_signs_rejected_is_refused_and_no_catalog_means_503(
+async def test_admitted_signs_rejected_or_retired_is_refused_and_no_catalog_means_503(
     pair: dict[str, RunningService],
 ) -> None:
     catalog, ledger_service = pair["catalog"], pair["ledger"]
@@ -62,35 +51,63 @@ async def test_admitted_signs_rejected_is_refused_and_no_catalog_means_503(
     async with httpx.AsyncClient(base_url=ledger_service.url, trust_env=False) as ledger:
         budget = await open_budget(ledger)
         allocation = await allocate(ledger, budget["id"], "1000000.00", parties.street_office_id)
+        signed = await sign_contract(ledger, budget["id"], allocation, "360000.00", parties)
+        assert signed["state"] == "signed"
 
-        signed = await ledger.post(
-            "/contracts",
-            json=contract_body(budget["id"], allocation["id"], parties, parties.item_id),
-        )
-        assert signed.status_code == 201, signed.text
-
+        # A rejected item cannot even be put out to purchase.
         refused = await ledger.post(
-            "/contracts",
-            json=contract_body(budget["id"], allocation["id"], parties, rejected["id"]),
+            "/projects",
+            json={
+                "reference": "P-REJECTED",
+                "title": "Sanitation inspections",
+                "purchaser_id": parties.street_office_id,
+                "budget_id": budget["id"],
+                "allocation_id": allocation["id"],
+                "item_ids": [rejected["id"]],
+                "estimated_value": cny("1000.00"),
+                "method": "direct_entrustment",
+                "justification": "urgent",
+                "occurred_at": "2014-04-02T09:00:00+08:00",
+            },
         )
         assert refused.status_code == 422
         assert refused.headers["content-type"] == "application/problem+json"
         detail = refused.json()["detail"]
         assert rejected["id"] in detail
-        assert "rejected as of 2014-04-14, not admitted: a government duty, not a service" in detail
+        assert "rejected as of 2014-04-02, not admitted: a government duty, not a service" in detail
 
+        # An item retired between award and signing stops the contract too.
+        project = await entrust(ledger, budget["id"], allocation, "1000.00", parties)
+        with httpx.Client(base_url=catalog.url, trust_env=False) as http:
+            ok(
+                http.post(
+                    f"/items/{parties.item_id}/retirement",
+                    json={
+                        "reason": "moved to the district",
+                        "occurred_at": "2014-04-12T00:00:00+08:00",
+                    },
+                )
+            )
+        late = await ledger.post(
+            "/contracts", json=contract_body(budget["id"], allocation, "1000.00", parties, project)
+        )
+        assert late.status_code == 422
+        assert (
+            "retired as of 2014-04-14, not admitted: moved to the district" in late.json()["detail"]
+        )
+
+        # With the catalog down nothing is signed, and nothing is written.
+        other = seed_parties(catalog.url)
+        other_allocation = await allocate(ledger, budget["id"], "1000.00", other.street_office_id)
+        pending = await entrust(ledger, budget["id"], other_allocation, "1000.00", other)
         feed_before = ok(await ledger.get("/events"), 200)["head"]
         catalog.stop()
         unavailable = await ledger.post(
             "/contracts",
-            json={
-                **contract_body(budget["id"], allocation["id"], parties, parties.item_id),
-                "reference": "CQ-WHILE-DOWN",
-            },
+            json=contract_body(budget["id"], other_allocation, "1000.00", other, pending),
         )
         assert unavailable.status_code == 503
         assert unavailable.headers["content-type"] == "application/problem+json"
         assert "nothing was written" in unavailable.json()["detail"]
         assert ok(await ledger.get("/events"), 200)["head"] == feed_before
-        budget_now = ok(await ledger.get(f"/budgets/{budget['id']}"), 200)
-        assert budget_now["committed"] == cny("360000.00")
+        assert ok(await ledger.get(f"/projects/{pending['id']}"), 200)["state"] == "awarded"

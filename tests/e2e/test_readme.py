@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support.processes import RunningService
 
 README = Path(__file__).parents[2] / "README.md"
@@ -21,9 +23,9 @@ def section(marker: str, fence: str) -> str:
     return found.group(1)
 
 
-def run_example(tmp_path: Path, services: dict[str, RunningService]) -> str:
-    script = tmp_path / "example.py"
-    script.write_text(section("<!-- worked-example:start -->", "python"), encoding="utf-8")
+def run_example(tmp_path: Path, services: dict[str, RunningService], example: str) -> str:
+    script = tmp_path / f"{example}.py"
+    script.write_text(section(f"<!-- {example}:start -->", "python"), encoding="utf-8")
     # Loopback must not go through a proxy the environment may name.
     env = {
         **os.environ,
@@ -43,10 +45,12 @@ def run_example(tmp_path: Path, services: dict[str, RunningService]) -> str:
     return result.stdout
 
 
-def test_worked_example_prints_what_the_readme_says(
-    services: dict[str, RunningService], tmp_path: Path
+# In the README's order: the second example's figures assume the first ran before it.
+@pytest.mark.parametrize("example", ["worked-example", "purchase-example"])
+def test_examples_print_what_the_readme_says(
+    services: dict[str, RunningService], tmp_path: Path, example: str
 ) -> None:
-    expected = section("It prints:", "text")
-    assert run_example(tmp_path, services) == expected
+    expected = section(f"<!-- {example}:end -->", "text")
+    assert run_example(tmp_path, services, example) == expected
     # Running it again changes nothing: every create carries the caller's code or reference.
-    assert run_example(tmp_path, services) == expected
+    assert run_example(tmp_path, services, example) == expected

@@ -20,12 +20,15 @@ from tests.support.processes import (
     sqlite_url,
 )
 
-# The events one story writes, in commit order: signing writes two in one transaction.
+# The events one story writes, in commit order: signing writes three in one transaction.
 STORY_EVENTS = [
     "budget.opened",
     "allocation.made",
+    "project.opened",
+    "project.awarded",
     "contract.signed",
     "commitment.made",
+    "project.contracted",
     "contract.activated",
     "delivery.reported",
     "delivery.accepted",

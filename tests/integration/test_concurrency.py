@@ -14,6 +14,7 @@ from services.ledger.application import LedgerApplication
 from services.ledger.domain.budget import Budget, CommitmentKind, SourceKind
 from services.ledger.domain.contract import Contract
 from services.ledger.domain.errors import ConcurrentWrite
+from services.ledger.domain.procurement import Method
 from services.ledger.store.recorders import ReferenceClaim
 from tests.support.catalog import Parties
 from tests.support.ledger_api import cny, ok, open_budget
@@ -86,8 +87,37 @@ def test_the_feed_stays_dense_when_a_write_fails_midway(
             amount_fen=10_000,
             occurred_at=WHEN,
         )
+
+        def awarded_project(reference: str) -> UUID:
+            project, _ = first.open_project(
+                reference=reference,
+                title="t",
+                purchaser_id=allocation.street_office_id,
+                budget_id=budget.id,
+                allocation_id=allocation.id,
+                item_ids=[UUID(parties.item_id)],
+                estimated_value_fen=1_000,
+                method=Method.DIRECT_ENTRUSTMENT,
+                eligible_tracks=["registered"],
+                invited_provider_ids=[],
+                applications_open_at=None,
+                applications_close_at=None,
+                fair=None,
+                justification="entrusted",
+                occurred_at=WHEN,
+            )
+            first.award_directly(
+                project.id,
+                provider_id=UUID(parties.provider_id),
+                price_fen=1_000,
+                publicity_ends_at=None,
+                occurred_at=WHEN,
+            )
+            return project.id
+
         terms: dict[str, Any] = {
             "title": "t",
+            "variation": None,
             "budget_id": budget.id,
             "allocation_id": allocation.id,
             "purchaser_id": allocation.street_office_id,
@@ -99,9 +129,10 @@ def test_the_feed_stays_dense_when_a_write_fails_midway(
             "period_end": date(2014, 12, 31),
             "occurred_at": WHEN,
         }
+        projects = {name: awarded_project(f"P-{name}") for name in ("A", "B", "C")}
         # The second writer prepares a contract on the budget as it loaded it...
         stale = second.get_budget(budget.id)
-        contract = Contract.sign(reference="B-1", **terms)
+        contract = Contract.sign(reference="B-1", project_id=projects["B"], **terms)
         stale.commit(
             allocation_id=allocation.id,
             commitment_id=contract.id,
@@ -110,23 +141,25 @@ def test_the_feed_stays_dense_when_a_write_fails_midway(
             occurred_at=WHEN,
         )
         # ...the first signs meanwhile...
-        first.sign_contract(reference="A-1", **terms)
+        first.sign_contract(reference="A-1", project_id=projects["A"], **terms)
         # ...so the second's save inserts the contract's event, then fails on the budget's, and
         # the whole transaction rolls back (on PostgreSQL, after drawing notification ids).
         with pytest.raises(ConcurrentWrite):
             second._save(
                 contract, stale, references=[ReferenceClaim("contract", "B-1", contract.id)]
             )
-        first.sign_contract(reference="C-1", **terms)
+        first.sign_contract(reference="C-1", project_id=projects["C"], **terms)
 
         entries = first.feed(after=0, limit=100)
         positions = [row.position for row, _ in entries]
         assert positions == list(range(1, len(positions) + 1))
-        assert [type(e).__qualname__ for _, e in entries][-4:] == [
+        assert [type(e).__qualname__ for _, e in entries][-6:] == [
             "Contract.Signed",
             "Budget.Committed",
+            "PurchaseProject.Contracted",
             "Contract.Signed",
             "Budget.Committed",
+            "PurchaseProject.Contracted",
         ]
         # Nothing of the failed write remains, so its reference is still free.
         assert first.reads.referenced_stream("contract", "B-1") is None

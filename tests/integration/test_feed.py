@@ -41,8 +41,11 @@ async def test_feed_pages_through_every_event_in_order(
     assert [e.event_type for e in entries] == [
         "budget.opened",
         "allocation.made",
+        "project.opened",
+        "project.awarded",
         "contract.signed",
         "commitment.made",
+        "project.contracted",
         "contract.activated",
     ]
     for entry in entries:
@@ -52,12 +55,12 @@ async def test_feed_pages_through_every_event_in_order(
         schema_file(SCHEMA_DIR / f"ledger-event.{entry.event_type}.json").validate(wire["payload"])
     recorded = [e.recorded_at for e in entries]
     assert recorded == sorted(recorded)
-    signed = entries[2]
+    signed = entries[4]
     assert (signed.stream_type, signed.stream_version) == ("contract", 1)
     assert signed.occurred_at.isoformat() == "2014-04-14T10:00:00+08:00"
     assert signed.payload["value"] == {"amount": "500.00", "currency": "CNY"}
-    # Signing is one transaction: both its events carry the same record time.
-    assert entries[2].recorded_at == entries[3].recorded_at
+    # Signing is one transaction: its three events carry the same record time.
+    assert entries[4].recorded_at == entries[5].recorded_at == entries[6].recorded_at
 
 
 async def test_stream_history_of_one_budget(ledger: httpx.AsyncClient) -> None:

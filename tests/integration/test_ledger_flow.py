@@ -8,7 +8,16 @@ import httpx
 import pytest
 
 from tests.support.catalog import Parties, another_provider
-from tests.support.ledger_api import allocate, cny, deliver, ok, open_budget, sign_contract
+from tests.support.ledger_api import (
+    allocate,
+    cny,
+    contract_body,
+    deliver,
+    entrust,
+    ok,
+    open_budget,
+    sign_contract,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -83,27 +92,19 @@ async def test_commitment_beyond_the_allocation_is_refused(
 ) -> None:
     budget = await open_budget(ledger)
     allocation = await allocate(ledger, budget["id"], "1000.00", parties.street_office_id)
+    project = await entrust(ledger, budget["id"], allocation, "1000.01", parties)
     response = await ledger.post(
         "/contracts",
-        json={
-            "reference": "CQ-TOO-BIG",
-            "title": "t",
-            "budget_id": budget["id"],
-            "allocation_id": allocation["id"],
-            "purchaser_id": allocation["street_office_id"],
-            "implementer_id": str(uuid4()),
-            "provider_id": str(uuid4()),
-            "item_ids": [str(uuid4())],
-            "value": cny("1000.01"),
-            "period_start": "2014-04-14",
-            "period_end": "2014-12-31",
-        },
+        json=contract_body(
+            budget["id"], allocation, "1000.01", parties, project, reference="CQ-TOO-BIG"
+        ),
     )
     assert response.status_code == 409
     assert "1,000.01 exceeds the uncommitted 1,000.00" in response.json()["detail"]
     # Neither the contract nor its reference was kept: the same number can be used again.
     listed = ok(await ledger.get("/contracts", params={"budget_id": budget["id"]}), 200)
     assert listed["items"] == []
+    assert ok(await ledger.get(f"/projects/{project['id']}"), 200)["state"] == "awarded"
     await sign_contract(
         ledger, budget["id"], allocation, "1000.00", parties, reference="CQ-TOO-BIG"
     )
@@ -120,6 +121,7 @@ async def test_purchaser_must_own_the_allocation(
         json={
             "reference": "X-1",
             "title": "t",
+            "project_id": str(uuid4()),
             "budget_id": budget["id"],
             "allocation_id": allocation["id"],
             "purchaser_id": stranger["street_office_id"],

@@ -109,6 +109,7 @@ async def test_retried_creates_find_the_first_record(
     body = {
         "reference": "CQ-001",
         "title": contract["title"],
+        "project_id": contract["project_id"],
         "budget_id": first["id"],
         "allocation_id": allocation["id"],
         "purchaser_id": street,

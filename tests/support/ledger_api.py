@@ -61,6 +61,71 @@ async def allocate(
     return allocation
 
 
+async def entrust(
+    client: httpx.AsyncClient,
+    budget_id: str,
+    allocation: dict[str, Any],
+    value: str,
+    parties: Parties,
+    provider_id: str | None = None,
+) -> dict[str, Any]:
+    """A directly entrusted purchase, awarded: the way Wuhou's first agreement came about."""
+    project = ok(
+        await client.post(
+            "/projects",
+            json={
+                "reference": f"P-{uuid4().hex[:8]}",
+                "title": "Management services for elderly people over 60",
+                "purchaser_id": allocation["street_office_id"],
+                "budget_id": budget_id,
+                "allocation_id": allocation["id"],
+                "item_ids": [parties.item_id],
+                "estimated_value": cny(value),
+                "method": "direct_entrustment",
+                "justification": "the center already runs the street's home-care center",
+                "occurred_at": "2014-04-01T09:00:00+08:00",
+            },
+        )
+    )
+    awarded: dict[str, Any] = ok(
+        await client.post(
+            f"/projects/{project['id']}/direct-award",
+            json={
+                "provider_id": provider_id or parties.provider_id,
+                "price": cny(value),
+                "occurred_at": "2014-04-10T09:00:00+08:00",
+            },
+        )
+    )
+    return awarded
+
+
+def contract_body(
+    budget_id: str,
+    allocation: dict[str, Any],
+    value: str,
+    parties: Parties,
+    project: dict[str, Any],
+    reference: str | None = None,
+) -> dict[str, Any]:
+    """The terms of a contract for an awarded project, like the first Wuhou agreement."""
+    return {
+        "reference": reference or f"CQ-{uuid4().hex[:8]}",
+        "title": "Management services for elderly people over 60 on minimum living allowance",
+        "project_id": project["id"],
+        "budget_id": budget_id,
+        "allocation_id": allocation["id"],
+        "purchaser_id": allocation["street_office_id"],
+        "implementer_id": parties.community_id,
+        "provider_id": project["award"]["provider_id"],
+        "item_ids": [parties.item_id],
+        "value": cny(value),
+        "period_start": "2014-04-14",
+        "period_end": "2014-12-31",
+        "occurred_at": "2014-04-14T10:00:00+08:00",
+    }
+
+
 async def sign_contract(
     client: httpx.AsyncClient,
     budget_id: str,
@@ -68,24 +133,11 @@ async def sign_contract(
     value: str,
     parties: Parties,
     reference: str | None = None,
-    **extra: Any,
+    provider_id: str | None = None,
 ) -> dict[str, Any]:
-    """A contract like the first Wuhou agreement, with the catalog's parties and item."""
-    body = {
-        "reference": reference or f"CQ-{uuid4().hex[:8]}",
-        "title": "Management services for elderly people over 60 on minimum living allowance",
-        "budget_id": budget_id,
-        "allocation_id": allocation["id"],
-        "purchaser_id": allocation["street_office_id"],
-        "implementer_id": parties.community_id,
-        "provider_id": parties.provider_id,
-        "item_ids": [parties.item_id],
-        "value": cny(value),
-        "period_start": "2014-04-14",
-        "period_end": "2014-12-31",
-        "occurred_at": "2014-04-14T10:00:00+08:00",
-        **extra,
-    }
+    """Entrust the purchase, then sign its contract."""
+    project = await entrust(client, budget_id, allocation, value, parties, provider_id)
+    body = contract_body(budget_id, allocation, value, parties, project, reference)
     result: dict[str, Any] = ok(await client.post("/contracts", json=body))
     return result
 

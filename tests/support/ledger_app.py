@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 from services.ledger.application import LedgerApplication
 from services.ledger.catalog import HttpCatalog
+from services.ledger.sealing import PriceSealer
 from services.ledger.store.config import eventsourcing_env
 
 
@@ -15,7 +16,10 @@ def ledger_application(database_url: str, catalog_url: str) -> Iterator[LedgerAp
     """A ledger on `database_url` asking the catalog at `catalog_url`; closed afterwards."""
     catalog = HttpCatalog(catalog_url)
     app = LedgerApplication(
-        eventsourcing_env(database_url), beneficiary_key=b"test", catalog=catalog
+        eventsourcing_env(database_url),
+        beneficiary_key=b"test",
+        catalog=catalog,
+        price_sealer=PriceSealer(b"test"),
     )
     try:
         yield app

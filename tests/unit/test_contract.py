@@ -30,6 +30,8 @@ def sign(value_fen: int = 100_000, **overrides: Any) -> Contract:
     terms: dict[str, Any] = {
         "reference": "CQ-2014-001",
         "title": "Management services for elderly people over 60 on minimum living allowance",
+        "project_id": uuid4(),
+        "variation": None,
         "budget_id": uuid4(),
         "allocation_id": uuid4(),
         "purchaser_id": uuid4(),

@@ -9,6 +9,8 @@ from proto.generate import SCHEMA_DIR, schemas
 from proto.ledger_events import EVENT_PAYLOADS
 from services.ledger.domain.budget import Budget
 from services.ledger.domain.contract import Contract
+from services.ledger.domain.grant import Grant
+from services.ledger.domain.procurement import PurchaseProject
 from services.ledger.feed import EVENT_TYPES
 
 
@@ -35,5 +37,6 @@ def domain_event_names(aggregate: type[Aggregate]) -> set[str]:
 
 
 def test_every_domain_event_has_a_wire_type_and_payload() -> None:
-    assert domain_event_names(Budget) | domain_event_names(Contract) == set(EVENT_TYPES)
+    aggregates = (Budget, Contract, Grant, PurchaseProject)
+    assert set().union(*(domain_event_names(a) for a in aggregates)) == set(EVENT_TYPES)
     assert set(EVENT_TYPES.values()) == set(EVENT_PAYLOADS)

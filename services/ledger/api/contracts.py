@@ -27,6 +27,8 @@ def sign_contract(body: ContractCreate, ledger: Ledger, response: Response) -> C
     contract, is_new = ledger.sign_contract(
         reference=body.reference,
         title=body.title,
+        project_id=body.project_id,
+        variation=body.variation,
         budget_id=body.budget_id,
         allocation_id=body.allocation_id,
         purchaser_id=body.purchaser_id,

@@ -121,6 +121,10 @@ class ContractCreate(Action):
         description="The contract number; a retry with it finds the contract"
     )
     title: Text
+    project_id: UUID = Field(description="The purchase project the contract came from")
+    variation: LongText | None = Field(
+        default=None, description="Why the value differs from the award, when it does"
+    )
     budget_id: UUID
     allocation_id: UUID
     purchaser_id: UUID = Field(description="The street office (must own the allocation)")
@@ -142,6 +146,8 @@ class ContractRead(BaseModel):
     reference: str
     title: str
     state: Literal["signed", "active", "completed", "terminated"]
+    project_id: UUID
+    variation: str | None
     budget_id: UUID
     allocation_id: UUID
     purchaser_id: UUID

@@ -58,6 +58,8 @@ def contract_view(contract: Contract) -> ContractRead:
         reference=contract.reference,
         title=contract.title,
         state=contract.state.value,
+        project_id=contract.project_id,
+        variation=contract.variation,
         budget_id=contract.budget_id,
         allocation_id=contract.allocation_id,
         purchaser_id=contract.purchaser_id,

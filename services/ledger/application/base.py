@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -15,7 +15,9 @@ from eventsourcing.utils import Environment, EnvType
 
 from services.ledger.catalog import CatalogReader
 from services.ledger.domain.errors import ConcurrentWrite, NotFound, ReferenceConflict
+from services.ledger.feed import STREAM_TYPES
 from services.ledger.history import project_as_of
+from services.ledger.sealing import PriceSealer
 from services.ledger.store.reads import FeedRow, LedgerReads
 from services.ledger.store.recorders import ReferenceClaim, StreamEntry
 
@@ -50,11 +52,17 @@ class LedgerBase(Application[UUID]):
     """The event store, its reads, and the plumbing every use case shares."""
 
     def __init__(
-        self, env: dict[str, str], *, beneficiary_key: bytes, catalog: CatalogReader
+        self,
+        env: dict[str, str],
+        *,
+        beneficiary_key: bytes,
+        catalog: CatalogReader,
+        price_sealer: PriceSealer,
     ) -> None:
         super().__init__(env)
         self.reads = LedgerReads(self.recorder)
         self.catalog = catalog
+        self.price_sealer = price_sealer
         self._beneficiary_key = beneficiary_key
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
@@ -88,7 +96,7 @@ class LedgerBase(Application[UUID]):
         as_of: datetime | None = None,
         known_at: KnownAt | None = None,
     ) -> A:
-        kind = cls.__name__.lower()
+        kind = STREAM_TYPES.get(cls.__name__, cls.__name__.lower())
         version: int | None = None
         if known_at is not None:
             position = (
@@ -122,11 +130,29 @@ class LedgerBase(Application[UUID]):
             )
         return existing, False
 
-    def _page(self, stream_type: str, facts: dict[str, str | int], after: int, limit: int) -> Page:
-        rows = self.reads.streams(stream_type, facts, after, limit + 1)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page([stream_id for _, stream_id in rows], rows[-1][0] if more else None)
+    def _page(
+        self,
+        stream_type: str,
+        facts: dict[str, str | int],
+        after: int,
+        limit: int,
+        *,
+        tags: Sequence[str] = (),
+        keep: Callable[[UUID], bool] | None = None,
+    ) -> Page:
+        # `keep` filters on what changes over a stream's life (a state), which the index of
+        # facts fixed at creation cannot: read on in chunks until the page is full.
+        found: list[tuple[int, UUID]] = []
+        cursor = after
+        while len(found) <= limit:
+            chunk = self.reads.streams(stream_type, facts, cursor, max(limit + 1, 100), tags)
+            if not chunk:
+                break
+            found += [row for row in chunk if keep is None or keep(row[1])]
+            cursor = chunk[-1][0]
+        more = len(found) > limit
+        found = found[:limit]
+        return Page([stream_id for _, stream_id in found], found[-1][0] if more else None)
 
     def _save(
         self,

@@ -10,6 +10,7 @@ from services.ledger.domain.budget import Budget, CommitmentKind
 from services.ledger.domain.contract import Contract
 from services.ledger.domain.eligibility import check_contract_parties
 from services.ledger.domain.errors import ReferenceConflict
+from services.ledger.domain.procurement import PurchaseProject
 from services.ledger.store.recorders import ReferenceClaim, StreamEntry
 
 
@@ -21,6 +22,8 @@ class ContractUseCases(LedgerBase):
         *,
         reference: str,
         title: str,
+        project_id: UUID,
+        variation: str | None,
         budget_id: UUID,
         allocation_id: UUID,
         purchaser_id: UUID,
@@ -36,13 +39,22 @@ class ContractUseCases(LedgerBase):
         existing = self._by_reference(Contract, "contract", reference)
         if existing is not None:
             same = (
+                existing.project_id,
                 existing.budget_id,
                 existing.allocation_id,
                 existing.purchaser_id,
                 existing.implementer_id,
                 existing.provider_id,
                 existing.value_fen,
-            ) == (budget_id, allocation_id, purchaser_id, implementer_id, provider_id, value_fen)
+            ) == (
+                project_id,
+                budget_id,
+                allocation_id,
+                purchaser_id,
+                implementer_id,
+                provider_id,
+                value_fen,
+            )
             return self._same_or_conflict(existing, same, "contract", reference)
         budget = self._get(Budget, budget_id)
         allocation = budget.allocation(allocation_id)
@@ -51,9 +63,32 @@ class ContractUseCases(LedgerBase):
                 f"allocation {allocation_id} belongs to street office "
                 f"{allocation.street_office_id}, not to the purchaser {purchaser_id}"
             )
+        project = self._get(PurchaseProject, project_id)
+        project.check_contract(
+            provider_id=provider_id,
+            value_fen=value_fen,
+            variation=variation,
+            occurred_at=occurred_at,
+        )
+        if (project.budget_id, project.allocation_id, project.purchaser_id) != (
+            budget_id,
+            allocation_id,
+            purchaser_id,
+        ):
+            raise ReferenceConflict(
+                f"contract and project {project.reference} differ in budget, allocation or "
+                "purchaser"
+            )
+        outside = [str(i) for i in item_ids if i not in project.item_ids]
+        if outside:
+            raise ReferenceConflict(
+                f"items {', '.join(outside)} were not purchased by project {project.reference}"
+            )
         contract = Contract.sign(
             reference=reference,
             title=title,
+            project_id=project_id,
+            variation=variation,
             budget_id=budget_id,
             allocation_id=allocation_id,
             purchaser_id=purchaser_id,
@@ -90,9 +125,11 @@ class ContractUseCases(LedgerBase):
             "implementer_id": str(implementer_id),
             "provider_id": str(provider_id),
         }
+        project.record_contract(contract_id=contract.id, occurred_at=occurred_at)
         self._save(
             contract,
             budget,
+            project,
             references=[ReferenceClaim("contract", reference, contract.id)],
             streams=[StreamEntry(contract.id, "contract", facts)],
         )

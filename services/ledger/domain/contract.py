@@ -109,6 +109,8 @@ class Contract(DatedAggregate):
         *,
         reference: str,
         title: str,
+        project_id: UUID,
+        variation: str | None,
         budget_id: UUID,
         allocation_id: UUID,
         purchaser_id: UUID,
@@ -142,6 +144,8 @@ class Contract(DatedAggregate):
         return cls(
             reference=reference,
             title=title,
+            project_id=project_id,
+            variation=variation.strip() if variation and variation.strip() else None,
             budget_id=budget_id,
             allocation_id=allocation_id,
             purchaser_id=purchaser_id,
@@ -160,6 +164,8 @@ class Contract(DatedAggregate):
         *,
         reference: str,
         title: str,
+        project_id: UUID,
+        variation: str | None,
         budget_id: UUID,
         allocation_id: UUID,
         purchaser_id: UUID,
@@ -173,6 +179,8 @@ class Contract(DatedAggregate):
     ) -> None:
         self.reference = reference
         self.title = title
+        self.project_id = project_id
+        self.variation = variation
         self.budget_id = budget_id
         self.allocation_id = allocation_id
         self.purchaser_id = purchaser_id

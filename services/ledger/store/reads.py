@@ -22,6 +22,7 @@ from services.ledger.store.recorders import (
     REFERENCES_TABLE,
     STREAM_FACTS,
     STREAMS_TABLE,
+    TAGS_TABLE,
 )
 
 
@@ -157,16 +158,25 @@ class LedgerReads:
         return UUID(rows[0]["stream_id"]) if rows else None
 
     def streams(
-        self, stream_type: str, facts: dict[str, str | int], after: int, limit: int
+        self,
+        stream_type: str,
+        facts: dict[str, str | int],
+        after: int,
+        limit: int,
+        tags: Sequence[str] = (),
     ) -> list[tuple[int, UUID]]:
-        """(cursor, stream id) of streams of a type matching every given fact, oldest first."""
+        """(cursor, stream id) of streams of a type with every given fact and tag, oldest first."""
         unknown = set(facts) - set(STREAM_FACTS)
         if unknown:
             raise ValueError(f"not an indexed fact: {sorted(unknown)}")
         where = "".join(f" AND {name} = ?" for name in facts)
+        where += (
+            f" AND stream_id IN (SELECT stream_id FROM {self._table(TAGS_TABLE)} WHERE tag = ?)"
+            * len(tags)
+        )
         rows = self._rows(
             f"SELECT seq, stream_id FROM {self._table(STREAMS_TABLE)} "
             f"WHERE stream_type = ? AND seq > ?{where} ORDER BY seq LIMIT ?",
-            (stream_type, after, *facts.values(), limit),
+            (stream_type, after, *facts.values(), *tags, limit),
         )
         return [(int(r["seq"]), UUID(r["stream_id"])) for r in rows]

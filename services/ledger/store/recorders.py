@@ -6,7 +6,8 @@
   under the lock that already serializes writers, in commit order.
 - `ledger_references`: callers' own references (contract numbers, treasury payment ids), unique
   per scope, so a retried request finds the record it made instead of making a second one.
-- `ledger_streams`: the facts of each aggregate that lists filter on, fixed at creation.
+- `ledger_streams` and `ledger_stream_tags`: the facts of each aggregate that lists filter on,
+  fixed at creation (tags hold the many-valued ones, e.g. a project's items).
 
 All three are derivable from the events; none is ever updated or deleted.
 """
@@ -27,6 +28,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 FEED_TABLE = "ledger_feed"
+TAGS_TABLE = "ledger_stream_tags"
 REFERENCES_TABLE = "ledger_references"
 STREAMS_TABLE = "ledger_streams"
 # The facts lists filter on; each stream fills those that apply to it.
@@ -49,6 +51,7 @@ class StreamEntry:
     stream_id: UUID
     stream_type: str
     facts: dict[str, str | int | None]
+    tags: Sequence[str] = ()
 
 
 def _now_us() -> int:
@@ -64,6 +67,10 @@ def _stream_rows(streams: Sequence[StreamEntry]) -> list[tuple[Any, ...]]:
         (str(s.stream_id), s.stream_type, *(s.facts.get(name) for name in STREAM_FACTS))
         for s in streams
     ]
+
+
+def _tag_rows(streams: Sequence[StreamEntry]) -> list[tuple[str, str]]:
+    return [(tag, str(s.stream_id)) for s in streams for tag in s.tags]
 
 
 _STREAM_COLUMNS = "stream_id, stream_type, " + ", ".join(STREAM_FACTS)
@@ -89,6 +96,8 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             "seq INTEGER PRIMARY KEY AUTOINCREMENT, stream_id TEXT NOT NULL UNIQUE, "
             "stream_type TEXT NOT NULL, year INTEGER, purpose TEXT, budget_id TEXT, "
             "purchaser_id TEXT, implementer_id TEXT, provider_id TEXT)",
+            f"CREATE TABLE IF NOT EXISTS {TAGS_TABLE} ("
+            "tag TEXT NOT NULL, stream_id TEXT NOT NULL, PRIMARY KEY (tag, stream_id))",
         ]
 
     def _insert_events(
@@ -113,6 +122,9 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 f"INSERT INTO {STREAMS_TABLE} ({_STREAM_COLUMNS}) VALUES ({marks})",
                 _stream_rows(streams),
             )
+            c.executemany(
+                f"INSERT INTO {TAGS_TABLE} (tag, stream_id) VALUES (?, ?)", _tag_rows(streams)
+            )
         # The insert above took SQLite's write lock, so no other writer can interleave here.
         c.execute(f"SELECT position, recorded_at FROM {FEED_TABLE} ORDER BY position DESC LIMIT 1")
         last = c.fetchone()
@@ -131,10 +143,11 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
         schema = Identifier(datastore.schema)
-        feed, refs, streams = (
+        feed, refs, streams, tags = (
             Identifier(FEED_TABLE),
             Identifier(REFERENCES_TABLE),
             Identifier(STREAMS_TABLE),
+            Identifier(TAGS_TABLE),
         )
         self.sql_create_statements.extend(
             [
@@ -155,7 +168,14 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                     "stream_type text NOT NULL, year integer, purpose text, budget_id text, "
                     "purchaser_id text, implementer_id text, provider_id text)"
                 ).format(schema, streams),
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {}.{} ("
+                    "tag text NOT NULL, stream_id text NOT NULL, PRIMARY KEY (tag, stream_id))"
+                ).format(schema, tags),
             ]
+        )
+        self._insert_tags = SQL("INSERT INTO {}.{} (tag, stream_id) VALUES (%s, %s)").format(
+            schema, tags
         )
         self._insert_references = SQL(
             "INSERT INTO {}.{} (scope, reference, stream_id) VALUES (%s, %s, %s)"
@@ -188,6 +208,8 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             curs.executemany(self._insert_references, _reference_rows(references))
         if streams:
             curs.executemany(self._insert_streams, _stream_rows(streams))
+            if any(s.tags for s in streams):
+                curs.executemany(self._insert_tags, _tag_rows(streams))
 
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any

@@ -1,0 +1,186 @@
+"""Use cases of grants: awarding against an allocation, tranches, reports on use, the end."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from services.ledger.application.base import KnownAt, LedgerBase, Page
+from services.ledger.domain.budget import Budget, CommitmentKind
+from services.ledger.domain.eligibility import check_grant_parties
+from services.ledger.domain.errors import ReferenceConflict
+from services.ledger.domain.grant import Grant, Tranche, UseReport
+from services.ledger.store.recorders import ReferenceClaim, StreamEntry
+
+
+class GrantUseCases(LedgerBase):
+    """Grants to organizations, committed against budget allocations like contracts."""
+
+    def award_grant(
+        self,
+        *,
+        reference: str,
+        purpose: str,
+        budget_id: UUID,
+        allocation_id: UUID,
+        grantor_id: UUID,
+        grantee_id: UUID,
+        amount_fen: int,
+        occurred_at: datetime,
+    ) -> tuple[Grant, bool]:
+        """Record an awarded grant and commit its amount against the budget allocation."""
+        existing = self._by_reference(Grant, "grant", reference)
+        if existing is not None:
+            same = (
+                existing.budget_id,
+                existing.allocation_id,
+                existing.grantor_id,
+                existing.grantee_id,
+                existing.amount_fen,
+            ) == (budget_id, allocation_id, grantor_id, grantee_id, amount_fen)
+            return self._same_or_conflict(existing, same, "grant", reference)
+        budget = self._get(Budget, budget_id)
+        allocation = budget.allocation(allocation_id)
+        if allocation.street_office_id != grantor_id:
+            raise ReferenceConflict(
+                f"allocation {allocation_id} belongs to street office "
+                f"{allocation.street_office_id}, not to the grantor {grantor_id}"
+            )
+        grant = Grant.award(
+            reference=reference,
+            purpose=purpose,
+            budget_id=budget_id,
+            allocation_id=allocation_id,
+            grantor_id=grantor_id,
+            grantee_id=grantee_id,
+            amount_fen=amount_fen,
+            occurred_at=occurred_at,
+        )
+        budget.commit(
+            allocation_id=allocation_id,
+            commitment_id=grant.id,
+            kind=CommitmentKind.GRANT,
+            amount_fen=amount_fen,
+            occurred_at=occurred_at,
+        )
+        # Asked last: the catalog is another service, so every local check goes first.
+        check_grant_parties(
+            grantor_id=grantor_id,
+            grantee_id=grantee_id,
+            organizations=self.catalog.organizations([grantor_id, grantee_id], occurred_at),
+            as_of=occurred_at,
+        )
+        facts: dict[str, str | int | None] = {
+            "budget_id": str(budget_id),
+            "purchaser_id": str(grantor_id),
+            "provider_id": str(grantee_id),
+        }
+        self._save(
+            grant,
+            budget,
+            references=[ReferenceClaim("grant", reference, grant.id)],
+            streams=[StreamEntry(grant.id, "grant", facts)],
+        )
+        return grant, True
+
+    def disburse_tranche(
+        self, grant_id: UUID, *, reference: str, amount_fen: int, occurred_at: datetime
+    ) -> tuple[Grant, Tranche, bool]:
+        """Record a tranche paid out; the same treasury reference twice is the same tranche."""
+        holder = self.reads.referenced_stream("grant-tranche", reference)
+        if holder is not None:
+            if holder != grant_id:
+                raise ReferenceConflict(
+                    f"treasury reference {reference!r} is already a tranche of grant {holder}"
+                )
+            grant = self._get(Grant, grant_id)
+            tranche = grant.tranche(reference)
+            if tranche.amount_fen != amount_fen:
+                raise ReferenceConflict(
+                    f"treasury reference {reference!r} is already a tranche of a different amount"
+                )
+            return grant, tranche, False
+        grant = self._get(Grant, grant_id)
+        tranche = grant.disburse(
+            reference=reference, amount_fen=amount_fen, occurred_at=occurred_at
+        )
+        self._save(grant, references=[ReferenceClaim("grant-tranche", reference, grant_id)])
+        return grant, tranche, True
+
+    def report_grant_use(
+        self,
+        grant_id: UUID,
+        *,
+        report_sha256: str,
+        summary: str,
+        spent_fen: int,
+        occurred_at: datetime,
+    ) -> tuple[Grant, UseReport, bool]:
+        """Record the grantee's report on use; the same report (by digest) twice is one report."""
+        grant = self._get(Grant, grant_id)
+        found = next((r for r in grant.reports if r.report_sha256 == report_sha256), None)
+        if found is not None:
+            if found.spent_fen != spent_fen:
+                raise ReferenceConflict(
+                    f"report {report_sha256} is already on record for this grant with "
+                    "different spending"
+                )
+            return grant, found, False
+        report = grant.report_use(
+            report_sha256=report_sha256,
+            summary=summary,
+            spent_fen=spent_fen,
+            occurred_at=occurred_at,
+        )
+        self._save(grant)
+        return grant, report, True
+
+    def close_grant(self, grant_id: UUID, *, occurred_at: datetime) -> Grant:
+        """Close an accounted-for grant and release its undisbursed remainder."""
+        grant = self._get(Grant, grant_id)
+        remainder = grant.close(occurred_at=occurred_at)
+        self._save_grant_release(grant, remainder, "grant closed", occurred_at)
+        return grant
+
+    def revoke_grant(self, grant_id: UUID, *, reason: str, occurred_at: datetime) -> Grant:
+        """Revoke a grant not fully disbursed, with a reason, releasing the undisbursed part."""
+        grant = self._get(Grant, grant_id)
+        remainder = grant.revoke(reason=reason, occurred_at=occurred_at)
+        self._save_grant_release(grant, remainder, f"grant revoked: {reason}", occurred_at)
+        return grant
+
+    def _save_grant_release(
+        self, grant: Grant, remainder: int, reason: str, occurred_at: datetime
+    ) -> None:
+        if remainder == 0:
+            self._save(grant)
+            return
+        budget = self._get(Budget, grant.budget_id)
+        budget.release(
+            allocation_id=grant.allocation_id,
+            commitment_id=grant.id,
+            amount_fen=remainder,
+            reason=reason,
+            occurred_at=occurred_at,
+        )
+        self._save(grant, budget)
+
+    def get_grant(
+        self, grant_id: UUID, *, as_of: datetime | None = None, known_at: KnownAt | None = None
+    ) -> Grant:
+        """A grant now, as of a business time, and/or as known at a record time."""
+        return self._get(Grant, grant_id, as_of=as_of, known_at=known_at)
+
+    def list_grants(
+        self,
+        *,
+        budget_id: UUID | None,
+        grantor_id: UUID | None,
+        grantee_id: UUID | None,
+        after: int,
+        limit: int,
+    ) -> Page:
+        """Grants, oldest first, filtered by budget, grantor and grantee."""
+        given = {"budget_id": budget_id, "purchaser_id": grantor_id, "provider_id": grantee_id}
+        facts: dict[str, str | int] = {k: str(v) for k, v in given.items() if v is not None}
+        return self._page("grant", facts, after, limit)
