@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import httpx
 import pytest
 
+from proto.ledger_events import EVENT_PAYLOADS
+from proto.money import Money
 from tests.support.catalog import Parties, another_provider
 from tests.support.feeds import read_whole_feed
 from tests.support.ledger_api import allocate, cny, contract_body, ok, open_budget
@@ -185,7 +188,18 @@ async def test_a_purchase_from_publication_through_objection_to_contract(
     project = ok(await ledger.get(f"/projects/{pid}"), 200)
     assert (project["state"], project["contract_id"]) == ("contracted", contract["id"])
 
-    events = [e.event_type for e in await read_whole_feed(ledger) if str(e.stream_id) == pid]
+    entries = [e for e in await read_whole_feed(ledger) if str(e.stream_id) == pid]
+    for entry in entries:  # every step on the wire is what proto/ says
+        EVENT_PAYLOADS[entry.event_type].model_validate(entry.payload)
+    closing = next(e for e in entries if e.event_type == "project.applications_closed")
+    disclosed = {d["application_id"]: d for d in closing.payload["disclosures"]}
+    for application in (first, second, third):
+        # Anyone can check a disclosed price against the commitment made when applying.
+        price = disclosed[application["id"]]
+        fen = Money.model_validate(price["price"]).fen
+        digest = hashlib.sha256(f"{fen}:{price['nonce']}".encode()).hexdigest()
+        assert digest == application["price_commitment"]
+    events = [e.event_type for e in entries]
     assert events == [
         "project.opened",
         "project.published",
