@@ -14,6 +14,7 @@ from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcodin
 from eventsourcing.utils import Environment, EnvType
 
 from services.ledger.catalog import CatalogReader
+from services.ledger.domain.budget import Budget
 from services.ledger.domain.errors import ConcurrentWrite, NotFound, ReferenceConflict
 from services.ledger.feed import STREAM_TYPES
 from services.ledger.history import project_as_of
@@ -153,6 +154,29 @@ class LedgerBase(Application[UUID]):
         more = len(found) > limit
         found = found[:limit]
         return Page([stream_id for _, stream_id in found], found[-1][0] if more else None)
+
+    def _save_releasing(
+        self,
+        holder: Aggregate,
+        budget_id: UUID,
+        allocation_id: UUID,
+        amount_fen: int,
+        reason: str,
+        occurred_at: datetime,
+    ) -> None:
+        """Save a contract or grant that gives back part of its commitment, with its budget."""
+        if amount_fen == 0:
+            self._save(holder)
+            return
+        budget = self._get(Budget, budget_id)
+        budget.release(
+            allocation_id=allocation_id,
+            commitment_id=holder.id,
+            amount_fen=amount_fen,
+            reason=reason,
+            occurred_at=occurred_at,
+        )
+        self._save(holder, budget)
 
     def _save(
         self,

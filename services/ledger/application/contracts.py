@@ -146,7 +146,14 @@ class ContractUseCases(LedgerBase):
         """Close a fulfilled contract and release its unspent value to the allocation."""
         contract = self._get(Contract, contract_id)
         unspent = contract.complete(occurred_at=occurred_at)
-        self._save_with_release(contract, unspent, "contract completed", occurred_at)
+        self._save_releasing(
+            contract,
+            contract.budget_id,
+            contract.allocation_id,
+            unspent,
+            "contract completed",
+            occurred_at,
+        )
         return contract
 
     def terminate_contract(
@@ -155,24 +162,15 @@ class ContractUseCases(LedgerBase):
         """End a contract early, with a reason, releasing its unspent value."""
         contract = self._get(Contract, contract_id)
         unspent = contract.terminate(reason=reason, occurred_at=occurred_at)
-        self._save_with_release(contract, unspent, f"contract terminated: {reason}", occurred_at)
-        return contract
-
-    def _save_with_release(
-        self, contract: Contract, unspent: int, reason: str, occurred_at: datetime
-    ) -> None:
-        if unspent == 0:
-            self._save(contract)
-            return
-        budget = self._get(Budget, contract.budget_id)
-        budget.release(
-            allocation_id=contract.allocation_id,
-            commitment_id=contract.id,
-            amount_fen=unspent,
-            reason=reason,
-            occurred_at=occurred_at,
+        self._save_releasing(
+            contract,
+            contract.budget_id,
+            contract.allocation_id,
+            unspent,
+            f"contract terminated: {reason}",
+            occurred_at,
         )
-        self._save(contract, budget)
+        return contract
 
     def get_contract(
         self, contract_id: UUID, *, as_of: datetime | None = None, known_at: KnownAt | None = None

@@ -139,31 +139,24 @@ class GrantUseCases(LedgerBase):
         """Close an accounted-for grant and release its undisbursed remainder."""
         grant = self._get(Grant, grant_id)
         remainder = grant.close(occurred_at=occurred_at)
-        self._save_grant_release(grant, remainder, "grant closed", occurred_at)
+        self._save_releasing(
+            grant, grant.budget_id, grant.allocation_id, remainder, "grant closed", occurred_at
+        )
         return grant
 
     def revoke_grant(self, grant_id: UUID, *, reason: str, occurred_at: datetime) -> Grant:
         """Revoke a grant not fully disbursed, with a reason, releasing the undisbursed part."""
         grant = self._get(Grant, grant_id)
         remainder = grant.revoke(reason=reason, occurred_at=occurred_at)
-        self._save_grant_release(grant, remainder, f"grant revoked: {reason}", occurred_at)
-        return grant
-
-    def _save_grant_release(
-        self, grant: Grant, remainder: int, reason: str, occurred_at: datetime
-    ) -> None:
-        if remainder == 0:
-            self._save(grant)
-            return
-        budget = self._get(Budget, grant.budget_id)
-        budget.release(
-            allocation_id=grant.allocation_id,
-            commitment_id=grant.id,
-            amount_fen=remainder,
-            reason=reason,
-            occurred_at=occurred_at,
+        self._save_releasing(
+            grant,
+            grant.budget_id,
+            grant.allocation_id,
+            remainder,
+            f"grant revoked: {reason}",
+            occurred_at,
         )
-        self._save(grant, budget)
+        return grant
 
     def get_grant(
         self, grant_id: UUID, *, as_of: datetime | None = None, known_at: KnownAt | None = None
