@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Response
+
+FOUND_AGAIN = "A retry with a reference or code already used: the record made the first time"
+
+
+def found_again(model: type[Any]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI for the 200 a create answers when a retry finds the record it made before."""
+    return {200: {"model": model, "description": FOUND_AGAIN}}
 
 
 def created(response: Response, is_new: bool, location: str) -> None:

@@ -22,6 +22,7 @@ PROBLEM_BASE = "urn:community-ledger:problem:"
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": description}
     for status, description in {
+        400: "The body is not JSON",
         404: "Not found",
         409: "Conflicts with the ledger's current state",
         422: "Invalid request",
@@ -81,8 +82,29 @@ DOMAIN_ERROR_STATUS: Sequence[tuple[type[Exception], int]] = (
 )
 
 
+def _document_problems(app: FastAPI) -> None:
+    # FastAPI documents a response model under application/json; errors are sent as
+    # application/problem+json, so that is where clients (and fuzzers) must find the schema.
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        document = generate()
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                for status, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if status[:1] in "45" and "application/json" in content:
+                        content[PROBLEM_JSON] = content.pop("application/json")
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_problem_handlers(app: FastAPI) -> None:
-    """Answer validation errors, HTTP errors and domain errors as problem+json."""
+    """Answer validation errors, HTTP errors and domain errors as problem+json, and say so."""
+    _document_problems(app)
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

@@ -238,3 +238,21 @@ def test_nothing_is_dated_before_the_budget_opened() -> None:
             street_office_id=uuid4(), amount_fen=1, occurred_at=datetime(2013, 12, 31, tzinfo=UTC)
         )
     assert budget.allocations == {}
+
+
+def test_no_total_grows_past_what_the_wire_can_carry() -> None:
+    largest = 10**17 - 1  # 999,999,999,999,999.99
+    with pytest.raises(InvalidCommand, match="above the largest amount the ledger records"):
+        open_budget(
+            (SourceKind.DISTRICT_FINANCE, "a", largest),
+            (SourceKind.STREET_OFFICE, "b", 1),
+        )
+    budget = open_budget((SourceKind.DISTRICT_FINANCE, "a", largest))
+    with pytest.raises(InvalidCommand, match="above the largest amount"):
+        budget.adjust(
+            source_name="a",
+            direction=Direction.INCREASE,
+            amount_fen=1,
+            reason="more",
+            occurred_at=WHEN,
+        )

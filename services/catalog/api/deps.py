@@ -6,9 +6,9 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import Depends, Query, Request
-from pydantic import AwareDatetime
 
 from services.catalog.application import Catalog
+from services.common.wire import MAX_POSITION, Moment
 
 
 def get_catalog(request: Request) -> Catalog:
@@ -19,9 +19,11 @@ def get_catalog(request: Request) -> Catalog:
 
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 AsOf = Annotated[
-    AwareDatetime | None,
+    Moment | None,
     Query(description="Business time: the record as it stood at this moment (with timezone)"),
 ]
 Ids = Annotated[list[UUID] | None, Query(max_length=200, description="Only these records")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
-Cursor = Annotated[int, Query(ge=0, description="`next_cursor` of the previous page")]
+Cursor = Annotated[
+    int, Query(ge=0, le=MAX_POSITION, description="`next_cursor` of the previous page")
+]

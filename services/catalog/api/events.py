@@ -9,14 +9,18 @@ from fastapi import APIRouter, Query
 from proto.feed import FeedPage
 from services.catalog.api.deps import CatalogDep
 from services.catalog.api.history import feed_entry
+from services.common.problems import PROBLEM_RESPONSES
+from services.common.wire import MAX_POSITION
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], responses=PROBLEM_RESPONSES)
 
 
 @router.get("/events", operation_id="readCatalogFeed")
 async def read_feed(
     catalog: CatalogDep,
-    after: Annotated[int, Query(ge=0, description="Return entries after this position")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_POSITION, description="Return entries after this position")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> FeedPage:
     """Every change in commit order, with dense positions."""

@@ -10,13 +10,13 @@ from proto.catalog import Change, ItemKind, ItemStatus, ServiceItem
 from services.catalog.api.deps import AsOf, CatalogDep, Cursor, Ids, Limit
 from services.catalog.api.history import changes
 from services.catalog.api.schemas import Action, Decision, ItemAdmission, ItemPage, ItemProposal
-from services.common.http import created
+from services.common.http import created, found_again
 from services.common.problems import PROBLEM_RESPONSES
 
 router = APIRouter(prefix="/items", tags=["items"], responses=PROBLEM_RESPONSES)
 
 
-@router.post("", operation_id="proposeItem", status_code=201)
+@router.post("", operation_id="proposeItem", status_code=201, responses=found_again(ServiceItem))
 async def propose_item(body: ItemProposal, catalog: CatalogDep, response: Response) -> ServiceItem:
     """A district department proposes an item for communities."""
     item, is_new = await catalog.propose_item(

@@ -10,13 +10,15 @@ from proto.catalog import Change, Organization, OrganizationKind
 from services.catalog.api.deps import AsOf, CatalogDep, Cursor, Ids, Limit
 from services.catalog.api.history import changes
 from services.catalog.api.schemas import OrganizationCreate, OrganizationPage
-from services.common.http import created
+from services.common.http import created, found_again
 from services.common.problems import PROBLEM_RESPONSES
 
 router = APIRouter(prefix="/organizations", tags=["organizations"], responses=PROBLEM_RESPONSES)
 
 
-@router.post("", operation_id="registerOrganization", status_code=201)
+@router.post(
+    "", operation_id="registerOrganization", status_code=201, responses=found_again(Organization)
+)
 async def register_organization(
     body: OrganizationCreate, catalog: CatalogDep, response: Response
 ) -> Organization:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from proto.catalog import (
     DeliveryMode,
@@ -22,6 +22,7 @@ from proto.catalog import (
     ServiceItem,
     UnitPrice,
 )
+from services.common.wire import Moment
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)]
@@ -37,7 +38,7 @@ class Action(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    occurred_at: AwareDatetime = Field(
+    occurred_at: Moment = Field(
         default_factory=_now, description="Business time: when this happened; default now"
     )
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
-from services.common.http import created
+from services.common.http import created, found_again
 from services.common.problems import PROBLEM_RESPONSES
 from services.ledger.api.deps import AsOf, Cursor, KnownAt, Ledger, Limit
 from services.ledger.api.schemas import (
@@ -23,7 +24,7 @@ from services.ledger.domain.budget import Direction, SourceKind
 router = APIRouter(prefix="/budgets", tags=["budgets"], responses=PROBLEM_RESPONSES)
 
 
-@router.post("", operation_id="openBudget", status_code=201)
+@router.post("", operation_id="openBudget", status_code=201, responses=found_again(BudgetRead))
 def open_budget(body: BudgetCreate, ledger: Ledger, response: Response) -> BudgetRead:
     """Open a year's budget from its funding sources."""
     budget, is_new = ledger.open_budget(
@@ -41,7 +42,7 @@ def open_budget(body: BudgetCreate, ledger: Ledger, response: Response) -> Budge
 @router.get("", operation_id="listBudgets")
 def list_budgets(
     ledger: Ledger,
-    year: int | None = None,
+    year: Annotated[int | None, Query(ge=1949, le=2200)] = None,
     purpose: str | None = None,
     limit: Limit = 100,
     cursor: Cursor = 0,
@@ -77,7 +78,12 @@ def adjust_budget(budget_id: UUID, body: BudgetAdjustmentCreate, ledger: Ledger)
     return budget_view(budget)
 
 
-@router.post("/{budget_id}/allocations", operation_id="allocate", status_code=201)
+@router.post(
+    "/{budget_id}/allocations",
+    operation_id="allocate",
+    status_code=201,
+    responses=found_again(BudgetRead),
+)
 def allocate(
     budget_id: UUID, body: AllocationCreate, ledger: Ledger, response: Response
 ) -> BudgetRead:

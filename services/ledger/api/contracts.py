@@ -6,7 +6,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response
 
-from services.common.http import created
+from services.common.http import created, found_again
 from services.common.problems import PROBLEM_RESPONSES
 from services.ledger.api.deps import AsOf, Cursor, KnownAt, Ledger, Limit
 from services.ledger.api.schemas import (
@@ -21,7 +21,7 @@ from services.ledger.api.views import contract_view
 router = APIRouter(prefix="/contracts", tags=["contracts"], responses=PROBLEM_RESPONSES)
 
 
-@router.post("", operation_id="signContract", status_code=201)
+@router.post("", operation_id="signContract", status_code=201, responses=found_again(ContractRead))
 def sign_contract(body: ContractCreate, ledger: Ledger, response: Response) -> ContractRead:
     """Record a signed tri-party contract, committing its value against the allocation."""
     contract, is_new = ledger.sign_contract(

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response
 
-from services.common.http import created
+from services.common.http import created, found_again
 from services.common.problems import PROBLEM_RESPONSES
 from services.ledger.api.deps import Cursor, Ledger, Limit
 from services.ledger.api.schemas import (
@@ -24,7 +24,9 @@ router = APIRouter(
 )
 
 
-@router.post("", operation_id="reportDelivery", status_code=201)
+@router.post(
+    "", operation_id="reportDelivery", status_code=201, responses=found_again(DeliveryRead)
+)
 def report_delivery(
     contract_id: UUID, body: DeliveryCreate, ledger: Ledger, response: Response
 ) -> DeliveryRead:

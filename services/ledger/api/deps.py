@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import AwareDatetime
 
+from services.common.wire import EARLIEST, LATEST, MAX_POSITION, Moment
 from services.ledger.application import LedgerApplication
 
 
@@ -20,9 +20,11 @@ def get_ledger(request: Request) -> LedgerApplication:
 
 Ledger = Annotated[LedgerApplication, Depends(get_ledger)]
 Limit = Annotated[int, Query(ge=1, le=1000, description="Page size")]
-Cursor = Annotated[int, Query(ge=0, description="`next_cursor` of the previous page")]
+Cursor = Annotated[
+    int, Query(ge=0, le=MAX_POSITION, description="`next_cursor` of the previous page")
+]
 AsOf = Annotated[
-    AwareDatetime | None,
+    Moment | None,
     Query(description="Business time: the state as it was true at this moment (with timezone)"),
 ]
 
@@ -40,12 +42,13 @@ def _known_at(
     if known_at is None:
         return None
     if known_at.isdigit():
-        return int(known_at)
+        # A position past the head names the whole feed; capping keeps it within the database.
+        return min(int(known_at), MAX_POSITION)
     try:
         moment = datetime.fromisoformat(known_at)
     except ValueError:
         moment = None
-    if moment is None or moment.tzinfo is None:
+    if moment is None or moment.tzinfo is None or not EARLIEST <= moment <= LATEST:
         raise RequestValidationError(
             [
                 {

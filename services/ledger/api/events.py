@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 
 from proto.feed import FeedEntry, FeedPage
 from services.common.problems import PROBLEM_RESPONSES
+from services.common.wire import MAX_POSITION
 from services.ledger.api.deps import Ledger
 from services.ledger.feed import feed_entry
 
@@ -18,7 +19,9 @@ router = APIRouter(tags=["events"], responses=PROBLEM_RESPONSES)
 @router.get("/events", operation_id="readFeed")
 def read_feed(
     ledger: Ledger,
-    after: Annotated[int, Query(ge=0, description="Return entries after this position")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_POSITION, description="Return entries after this position")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> FeedPage:
     """Every event in commit order, with dense positions."""

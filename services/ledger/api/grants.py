@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response
 
-from services.common.http import created
+from services.common.http import created, found_again
 from services.common.problems import PROBLEM_RESPONSES
 from services.ledger.api.deps import AsOf, Cursor, KnownAt, Ledger, Limit
 from services.ledger.api.grant_schemas import (
@@ -26,7 +26,7 @@ from services.ledger.api.schemas import Action
 router = APIRouter(prefix="/grants", tags=["grants"], responses=PROBLEM_RESPONSES)
 
 
-@router.post("", operation_id="awardGrant", status_code=201)
+@router.post("", operation_id="awardGrant", status_code=201, responses=found_again(GrantRead))
 def award_grant(body: GrantCreate, ledger: Ledger, response: Response) -> GrantRead:
     """Record an awarded grant, committing its amount against the allocation."""
     grant, is_new = ledger.award_grant(
@@ -72,7 +72,12 @@ def get_grant(grant_id: UUID, ledger: Ledger, known_at: KnownAt, as_of: AsOf = N
     return grant_view(ledger.get_grant(grant_id, as_of=as_of, known_at=known_at))
 
 
-@router.post("/{grant_id}/tranches", operation_id="disburseTranche", status_code=201)
+@router.post(
+    "/{grant_id}/tranches",
+    operation_id="disburseTranche",
+    status_code=201,
+    responses=found_again(TrancheRead),
+)
 def disburse_tranche(
     grant_id: UUID, body: TrancheCreate, ledger: Ledger, response: Response
 ) -> TrancheRead:
@@ -84,7 +89,12 @@ def disburse_tranche(
     return tranche_view(grant.id, tranche)
 
 
-@router.post("/{grant_id}/reports", operation_id="reportGrantUse", status_code=201)
+@router.post(
+    "/{grant_id}/reports",
+    operation_id="reportGrantUse",
+    status_code=201,
+    responses=found_again(UseReportRead),
+)
 def report_grant_use(
     grant_id: UUID, body: UseReportCreate, ledger: Ledger, response: Response
 ) -> UseReportRead:

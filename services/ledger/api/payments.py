@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
 from uuid import UUID
 
 from fastapi import APIRouter, Response
 
-from services.common.http import created
+from services.common.http import created, found_again
 from services.common.problems import PROBLEM_RESPONSES
 from services.ledger.api.deps import Cursor, Ledger, Limit
 from services.ledger.api.schemas import PaymentCreate, PaymentPage, PaymentRead, PaymentReversal
@@ -17,7 +18,7 @@ router = APIRouter(
 )
 
 
-@router.post("", operation_id="recordPayment", status_code=201)
+@router.post("", operation_id="recordPayment", status_code=201, responses=found_again(PaymentRead))
 def record_payment(
     contract_id: UUID, body: PaymentCreate, ledger: Ledger, response: Response
 ) -> PaymentRead:
@@ -28,7 +29,9 @@ def record_payment(
         amount_fen=body.amount.fen,
         occurred_at=body.occurred_at,
     )
-    created(response, is_new, f"/contracts/{contract.id}/payments/{payment.reference}")
+    created(
+        response, is_new, f"/contracts/{contract.id}/payments/{quote(payment.reference, safe='')}"
+    )
     return payment_view(contract.id, payment)
 
 

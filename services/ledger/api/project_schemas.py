@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from proto.money import Money
+from services.common.wire import Moment
 from services.ledger.api.schemas import Action, LongText, Reference, Sha256, Text
 
 MethodName = Literal[
@@ -46,8 +47,8 @@ class ProjectCreate(Action):
         default=["registered", "filed"], min_length=1, description="Who may apply"
     )
     invited_provider_ids: list[UUID] = Field(default_factory=list, max_length=200)
-    applications_open_at: AwareDatetime | None = None
-    applications_close_at: AwareDatetime | None = None
+    applications_open_at: Moment | None = None
+    applications_close_at: Moment | None = None
     fair: Text | None = Field(default=None, description="The matchmaking fair (项目对接会)")
     justification: LongText | None = Field(
         default=None, description="Required for single source and direct entrustment"
@@ -78,7 +79,7 @@ class EvaluationCreate(Action):
 
 class AwardCreate(Action):
     application_id: UUID
-    publicity_ends_at: AwareDatetime = Field(description="End of the publicity period (公示)")
+    publicity_ends_at: Moment = Field(description="End of the publicity period (公示)")
     justification: LongText | None = Field(
         default=None, description="Required when not awarding the best acceptable score"
     )
@@ -87,7 +88,7 @@ class AwardCreate(Action):
 class DirectAwardCreate(Action):
     provider_id: UUID
     price: Money
-    publicity_ends_at: AwareDatetime | None = None
+    publicity_ends_at: Moment | None = None
 
 
 class ObjectionCreate(Action):

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response
 
-from services.common.http import created
+from services.common.http import created, found_again
 from services.common.problems import PROBLEM_RESPONSES
 from services.ledger.api.deps import AsOf, Cursor, KnownAt, Ledger, Limit
 from services.ledger.api.project_schemas import (
@@ -31,7 +31,7 @@ from services.ledger.domain.procurement import Method, ProjectState
 router = APIRouter(prefix="/projects", tags=["procurement"], responses=PROBLEM_RESPONSES)
 
 
-@router.post("", operation_id="openProject", status_code=201)
+@router.post("", operation_id="openProject", status_code=201, responses=found_again(ProjectRead))
 def open_project(body: ProjectCreate, ledger: Ledger, response: Response) -> ProjectRead:
     """Draft a purchase project for admitted items against a budget allocation."""
     project, is_new = ledger.open_project(

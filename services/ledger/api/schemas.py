@@ -6,9 +6,10 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from proto.money import Money
+from services.common.wire import Moment
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 LongText = Annotated[str, StringConstraints(max_length=4000)]
@@ -30,7 +31,7 @@ class _Create(BaseModel):
 class Action(_Create):
     """A command whose only field is when it happened."""
 
-    occurred_at: AwareDatetime = Field(
+    occurred_at: Moment = Field(
         default_factory=_now,
         description="Business time: when this happened (e.g. the day signed); default now",
     )

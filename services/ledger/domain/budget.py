@@ -21,7 +21,7 @@ from services.ledger.domain.errors import (
     NotFound,
     StreetOfficeAlreadyAllocated,
 )
-from services.ledger.domain.money import format_fen
+from services.ledger.domain.money import MAX_FEN, format_fen
 
 
 class SourceKind(StrEnum):
@@ -70,6 +70,14 @@ def _require_positive(amount_fen: int, what: str) -> None:
         raise InvalidCommand(f"{what} must be more than 0.00, got {format_fen(amount_fen)}")
 
 
+def _require_representable(amount_fen: int, what: str) -> None:
+    if amount_fen > MAX_FEN:
+        raise InvalidCommand(
+            f"{what} would be {format_fen(amount_fen)}, above the largest amount the ledger "
+            f"records, {format_fen(MAX_FEN)}"
+        )
+
+
 def _require_reason(reason: str) -> None:
     if not reason.strip():
         raise InvalidCommand("a reason is required: corrections must say why")
@@ -103,6 +111,7 @@ class Budget(DatedAggregate):
             raise InvalidCommand("funding source names must be distinct within a budget")
         for _, name, amount_fen in sources:
             _require_positive(amount_fen, f"funding source {name!r}")
+        _require_representable(sum(amount for _, _, amount in sources), "the appropriation")
         return cls(
             reference=reference,
             year=year,
@@ -204,6 +213,8 @@ class Budget(DatedAggregate):
                     f"{format_fen(self.appropriation_fen)}, allocated "
                     f"{format_fen(self.allocated_fen)})"
                 )
+        if direction is Direction.INCREASE:
+            _require_representable(self.appropriation_fen + amount_fen, "the appropriation")
         kind = current[0] if current is not None else source_kind
         assert kind is not None
         self._adjusted(

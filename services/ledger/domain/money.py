@@ -1,6 +1,8 @@
 """Money inside the ledger: integer fen (分), never floats."""
 
 FEN_PER_YUAN = 100
+# The largest amount the wire can carry (15 digits of yuan): no total may grow past it.
+MAX_FEN = 10**17 - 1
 
 
 def format_fen(fen: int) -> str:
