@@ -233,7 +233,7 @@ async def test_retries_return_the_first_record_and_conflicts_are_refused(
     )
     assert elsewhere.status_code == 409
     assert elsewhere.json()["detail"] == (
-        f"treasury reference 'GK-2014-06-000009' is already a tranche of grant {gid}"
+        f"treasury reference 'GK-2014-06-000009' is already recorded on {gid}"
     )
 
     report = await report_use(ledger, gid, "4000.00")

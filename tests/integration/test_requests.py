@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.support.catalog import Parties
+from tests.support.grants_api import award_grant
 from tests.support.ledger_api import allocate, cny, deliver, ok, open_budget, sign_contract
 
 pytestmark = pytest.mark.asyncio
@@ -166,5 +167,11 @@ async def test_the_same_treasury_reference_is_the_same_payment(
     elsewhere = await ledger.post(f"/contracts/{contracts[1]['id']}/payments", json=body)
     assert elsewhere.status_code == 409
     assert contracts[0]["id"] in elsewhere.json()["detail"]
+    # One treasury payout is one payment: it cannot also be a grant's tranche.
+    grant = await award_grant(ledger, budget["id"], allocation, "1000.00", parties)
+    as_tranche = await ledger.post(f"/grants/{grant['id']}/tranches", json=body)
+    assert as_tranche.status_code == 409
+    assert contracts[0]["id"] in as_tranche.json()["detail"]
     contract = ok(await ledger.get(f"/contracts/{contracts[0]['id']}"), 200)
     assert (contract["paid"], contract["payments"]) == (cny("400.00"), 1)
+    assert ok(await ledger.get(f"/grants/{grant['id']}"), 200)["tranches"] == []

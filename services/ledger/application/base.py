@@ -23,6 +23,7 @@ from services.ledger.store.reads import FeedRow, LedgerReads
 from services.ledger.store.recorders import ReferenceClaim, StreamEntry
 
 A = TypeVar("A", bound=Aggregate)
+TREASURY_SCOPE = "treasury"
 
 
 class DateAsISO(Transcoding):
@@ -154,6 +155,21 @@ class LedgerBase(Application[UUID]):
         more = len(found) > limit
         found = found[:limit]
         return Page([stream_id for _, stream_id in found], found[-1][0] if more else None)
+
+    def _treasury_reference_is_ours(self, reference: str, holder_id: UUID) -> bool:
+        """Whether this contract or grant already recorded the treasury payout; 409 if another did.
+
+        A treasury reference names one payout, whether a contract's payment or a grant's tranche,
+        so both claim it in one scope.
+        """
+        holder = self.reads.referenced_stream(TREASURY_SCOPE, reference)
+        if holder is None:
+            return False
+        if holder != holder_id:
+            raise ReferenceConflict(
+                f"treasury reference {reference!r} is already recorded on {holder}"
+            )
+        return True
 
     def _save_releasing(
         self,

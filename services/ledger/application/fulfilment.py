@@ -7,7 +7,7 @@ import hmac
 from datetime import date, datetime
 from uuid import UUID
 
-from services.ledger.application.base import LedgerBase
+from services.ledger.application.base import TREASURY_SCOPE, LedgerBase
 from services.ledger.domain.contract import Contract, Delivery, Payment
 from services.ledger.domain.errors import ReferenceConflict
 from services.ledger.store.recorders import ReferenceClaim
@@ -125,12 +125,7 @@ class FulfilmentUseCases(LedgerBase):
         self, contract_id: UUID, *, reference: str, amount_fen: int, occurred_at: datetime
     ) -> tuple[Contract, Payment, bool]:
         """Record a treasury payment; the same treasury reference twice is the same payment."""
-        holder = self.reads.referenced_stream("payment", reference)
-        if holder is not None:
-            if holder != contract_id:
-                raise ReferenceConflict(
-                    f"treasury reference {reference!r} is already a payment on contract {holder}"
-                )
+        if self._treasury_reference_is_ours(reference, contract_id):
             contract = self._get(Contract, contract_id)
             payment = contract.payment(reference)
             if payment.amount_fen != amount_fen:
@@ -142,7 +137,7 @@ class FulfilmentUseCases(LedgerBase):
         payment = contract.record_payment(
             reference=reference, amount_fen=amount_fen, occurred_at=occurred_at
         )
-        self._save(contract, references=[ReferenceClaim("payment", reference, contract_id)])
+        self._save(contract, references=[ReferenceClaim(TREASURY_SCOPE, reference, contract_id)])
         return contract, payment, True
 
     def reverse_payment(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from services.ledger.application.base import KnownAt, LedgerBase, Page
+from services.ledger.application.base import TREASURY_SCOPE, KnownAt, LedgerBase, Page
 from services.ledger.domain.budget import Budget, CommitmentKind
 from services.ledger.domain.eligibility import check_grant_parties
 from services.ledger.domain.errors import ReferenceConflict
@@ -87,12 +87,7 @@ class GrantUseCases(LedgerBase):
         self, grant_id: UUID, *, reference: str, amount_fen: int, occurred_at: datetime
     ) -> tuple[Grant, Tranche, bool]:
         """Record a tranche paid out; the same treasury reference twice is the same tranche."""
-        holder = self.reads.referenced_stream("grant-tranche", reference)
-        if holder is not None:
-            if holder != grant_id:
-                raise ReferenceConflict(
-                    f"treasury reference {reference!r} is already a tranche of grant {holder}"
-                )
+        if self._treasury_reference_is_ours(reference, grant_id):
             grant = self._get(Grant, grant_id)
             tranche = grant.tranche(reference)
             if tranche.amount_fen != amount_fen:
@@ -104,7 +99,7 @@ class GrantUseCases(LedgerBase):
         tranche = grant.disburse(
             reference=reference, amount_fen=amount_fen, occurred_at=occurred_at
         )
-        self._save(grant, references=[ReferenceClaim("grant-tranche", reference, grant_id)])
+        self._save(grant, references=[ReferenceClaim(TREASURY_SCOPE, reference, grant_id)])
         return grant, tranche, True
 
     def report_grant_use(
