@@ -22,3 +22,7 @@ class NotFound(DomainError):
 
 class Unavailable(DomainError):
     """Something the command needs did not answer; nothing was written, retry later (503)."""
+
+
+class Forbidden(DomainError):
+    """The caller's role or organization may not do this to this object; nothing written (403)."""

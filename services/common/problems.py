@@ -12,7 +12,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from proto.problem import InvalidParam, Problem
-from services.common.errors import InvalidCommand, NotFound, RuleViolation, Unavailable
+from services.common.errors import (
+    Forbidden,
+    InvalidCommand,
+    NotFound,
+    RuleViolation,
+    Unavailable,
+)
 
 PROBLEM_JSON = "application/problem+json"
 # A URN: problem kinds are stable names, not pages this project hosts.
@@ -22,9 +28,12 @@ PROBLEM_BASE = "urn:community-ledger:problem:"
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": description}
     for status, description in {
-        400: "The body is not JSON",
+        400: "The body is not JSON, or a header is malformed",
+        401: "No valid bearer token",
+        403: "The caller's role or organization may not do this; nothing was written",
         404: "Not found",
         409: "Conflicts with the ledger's current state",
+        413: "The body is larger than the service accepts",
         422: "Invalid request",
         503: "A service this one needs did not answer; nothing was written",
     }.items()
@@ -76,6 +85,7 @@ def _words(class_name: str) -> list[str]:
 
 DOMAIN_ERROR_STATUS: Sequence[tuple[type[Exception], int]] = (
     (NotFound, 404),
+    (Forbidden, 403),
     (RuleViolation, 409),
     (InvalidCommand, 422),
     (Unavailable, 503),
@@ -123,7 +133,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Error")
+        title = {401: "Not authenticated", 404: "Not found", 405: "Method not allowed"}.get(
+            exc.status_code, "Error"
+        )
         response = problem_response(
             exc.status_code, title, str(exc.detail), instance=request.url.path
         )
