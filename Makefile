@@ -22,6 +22,9 @@ $(VENV)/.dev-installed: $(VENV)/.run-installed
 
 ## run: start catalog (8001), ledger (8002) and notifier (8003) on loopback; Ctrl-C stops all
 run: $(VENV)/.run-installed
+	@echo "Every request but health checks and the guide needs a bearer token; development ones:"
+	@echo "  $(BIN)/python -m services.token --role <role> --org <organization id>"
+	@echo "  roles: finance, civil-affairs, street, community, provider, auditor, service"
 	PATH="$(CURDIR)/$(BIN):$$PATH" PYTHONUNBUFFERED=1 $(BIN)/honcho -f Procfile start
 
 ## test: lint, type-check and run every test (unit, integration on SQLite and PostgreSQL, e2e)

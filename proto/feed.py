@@ -7,6 +7,8 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from proto.actor import Actor
+
 
 class FeedEntry(BaseModel):
     """One event in commit order; `payload` follows the schema named by `event_type`."""
@@ -20,6 +22,10 @@ class FeedEntry(BaseModel):
     event_type: str = Field(description="e.g. payment.recorded; see proto/schema/events/")
     occurred_at: AwareDatetime = Field(description="Business time, as given by the caller")
     recorded_at: AwareDatetime = Field(description="When the ledger stored it; never decreases")
+    caused_by: Actor | None = Field(
+        description="Who caused it: the role, organization and subject of the caller's verified "
+        "token. Null only for catalog changes recorded before callers were authenticated."
+    )
     payload: dict[str, Any]
 
 

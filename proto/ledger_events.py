@@ -26,6 +26,7 @@ class FundingSource(_Payload):
 
 
 class BudgetOpened(_Payload):
+    holder_id: UUID = Field(description="The finance bureau that holds the budget")
     reference: str | None
     year: int
     purpose: str

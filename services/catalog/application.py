@@ -9,6 +9,7 @@ from uuid import UUID, uuid4
 
 from pydantic import BaseModel
 
+from proto.actor import Actor, Role
 from proto.catalog import (
     CommunityGuide,
     DeliveryMode,
@@ -35,6 +36,7 @@ from services.catalog.domain.communities import check_platform, check_refusal
 from services.catalog.domain.organizations import new_organization, require_kind
 from services.catalog.store.changes import ChangeStore, Facets, StoredChange, Writer
 from services.common.errors import InvalidCommand, NotFound, RuleViolation
+from services.common.permissions import require_acting_for, require_role
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -118,9 +120,11 @@ class Catalog:
         registration: Registration | None,
         contact: str | None,
         occurred_at: datetime,
+        by: Actor,
     ) -> tuple[Organization, bool]:
         """Register a bureau, street office, community or provider; a known code finds it."""
-        async with self.store.writing() as writer:
+        require_role(by, (Role.CIVIL_AFFAIRS,), "register organizations")
+        async with self.store.writing(caused_by=by) as writer:
             existing = await _by_code(
                 writer,
                 Organization,
@@ -170,9 +174,11 @@ class Catalog:
         standard_unit_price: UnitPrice | None,
         proposed_by: UUID,
         occurred_at: datetime,
+        by: Actor,
     ) -> tuple[ServiceItem, bool]:
         """A district department proposes an item for communities; a known code finds it."""
-        async with self.store.writing() as writer:
+        require_role(by, (Role.CIVIL_AFFAIRS,), "propose items for the catalog")
+        async with self.store.writing(caused_by=by) as writer:
             existing = await _by_code(
                 writer,
                 ServiceItem,
@@ -206,35 +212,43 @@ class Catalog:
             )
             return await _append(writer, "item.proposed", item, occurred_at), True
 
-    async def start_review(self, item_id: UUID, *, occurred_at: datetime) -> ServiceItem:
+    async def start_review(self, item_id: UUID, *, occurred_at: datetime, by: Actor) -> ServiceItem:
         """Put a proposed item under review."""
-        async with self.store.writing() as writer:
+        require_role(by, (Role.CIVIL_AFFAIRS,), "review items")
+        async with self.store.writing(caused_by=by) as writer:
             item = await _load(writer, ServiceItem, item_id, "item")
             return await _append(
                 writer, "item.review_started", admission.start_review(item), occurred_at
             )
 
     async def admit(
-        self, item_id: UUID, *, funding: list[Funding], occurred_at: datetime
+        self, item_id: UUID, *, funding: list[Funding], occurred_at: datetime, by: Actor
     ) -> ServiceItem:
         """Admit a reviewed item with the funding it brings."""
-        async with self.store.writing() as writer:
+        require_role(by, (Role.CIVIL_AFFAIRS,), "admit items")
+        async with self.store.writing(caused_by=by) as writer:
             item = await _load(writer, ServiceItem, item_id, "item")
             return await _append(
                 writer, "item.admitted", admission.admit(item, funding), occurred_at
             )
 
-    async def reject(self, item_id: UUID, *, reason: str, occurred_at: datetime) -> ServiceItem:
+    async def reject(
+        self, item_id: UUID, *, reason: str, occurred_at: datetime, by: Actor
+    ) -> ServiceItem:
         """Reject a proposed or reviewed item, with a reason."""
-        async with self.store.writing() as writer:
+        require_role(by, (Role.CIVIL_AFFAIRS,), "reject items")
+        async with self.store.writing(caused_by=by) as writer:
             item = await _load(writer, ServiceItem, item_id, "item")
             return await _append(
                 writer, "item.rejected", admission.reject(item, reason), occurred_at
             )
 
-    async def retire(self, item_id: UUID, *, reason: str, occurred_at: datetime) -> ServiceItem:
+    async def retire(
+        self, item_id: UUID, *, reason: str, occurred_at: datetime, by: Actor
+    ) -> ServiceItem:
         """Retire an admitted item, with a reason."""
-        async with self.store.writing() as writer:
+        require_role(by, (Role.CIVIL_AFFAIRS,), "retire items")
+        async with self.store.writing(caused_by=by) as writer:
             item = await _load(writer, ServiceItem, item_id, "item")
             return await _append(
                 writer, "item.retired", admission.retire(item, reason), occurred_at
@@ -243,10 +257,11 @@ class Catalog:
     # --- communities ----------------------------------------------------------------------
 
     async def refuse_task(
-        self, community_id: UUID, *, item_id: UUID, reason: str, occurred_at: datetime
+        self, community_id: UUID, *, item_id: UUID, reason: str, occurred_at: datetime, by: Actor
     ) -> Refusal:
         """Record a community's refusal of a task for an item on none of its lists."""
-        async with self.store.writing() as writer:
+        require_acting_for(by, Role.COMMUNITY, community_id, "refuse tasks")
+        async with self.store.writing(caused_by=by) as writer:
             community = await _load(writer, Organization, community_id, "community")
             item = await _load(writer, ServiceItem, item_id, "item", named_in_body=True)
             check_refusal(community, item, reason)
@@ -277,9 +292,11 @@ class Catalog:
         item_ids: list[UUID],
         provider_ids: list[UUID],
         occurred_at: datetime,
+        by: Actor,
     ) -> Platform:
         """Open a platform where a community's services are offered."""
-        async with self.store.writing() as writer:
+        require_acting_for(by, Role.COMMUNITY, community_id, "open platforms")
+        async with self.store.writing(caused_by=by) as writer:
             community = await _load(
                 writer, Organization, community_id, "community", named_in_body=True
             )

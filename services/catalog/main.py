@@ -10,10 +10,13 @@ from services.catalog.application import Catalog
 from services.catalog.settings import CatalogSettings
 from services.catalog.store.changes import ChangeStore
 from services.catalog.store.migrate import upgrade
-from services.common.app import create_sql_service
+from services.common.app import create_sql_service, open_idempotency
+from services.common.auth import AuthSettings
 
 
-def create_app(settings: CatalogSettings | None = None) -> FastAPI:
+def create_app(
+    settings: CatalogSettings | None = None, auth: AuthSettings | None = None
+) -> FastAPI:
     """Build the catalog app; its schema is brought up to date at startup unless told not to."""
     settings = settings or CatalogSettings()
 
@@ -21,12 +24,15 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
         if settings.migrate_on_start:
             await upgrade(engine)
         app.state.catalog = Catalog(ChangeStore(engine))
+        # The table comes with the catalog's migrations (0004), like every catalog table.
+        await open_idempotency(app, engine, create=False)
 
     return create_sql_service(
         "catalog",
         "Community services catalog",
         "What may be bought, from whom, and where: items, admission, organizations, guides.",
         settings,
+        auth or AuthSettings(),
         routers=[m.router for m in (organizations, items, communities, platforms, events)],
         startup=startup,
     )

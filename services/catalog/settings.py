@@ -10,7 +10,9 @@ from services.common.settings import ServiceSettings
 class CatalogSettings(ServiceSettings):
     """CATALOG_HOST, CATALOG_PORT, CATALOG_DATABASE_URL, CATALOG_MIGRATE_ON_START, …"""
 
-    model_config = SettingsConfigDict(env_prefix="CATALOG_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="CATALOG_", extra="ignore", hide_input_in_errors=True
+    )
 
     port: int = 8001
     database_url: str = "sqlite:///data/catalog.sqlite3"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol, TypeVar
 from uuid import UUID
@@ -43,9 +43,16 @@ class HttpCatalog:
     RETRY_STATUSES = frozenset({502, 503, 504})
 
     def __init__(
-        self, base_url: str, *, timeout: float = 5.0, attempts: int = 3, backoff: float = 0.2
+        self,
+        base_url: str,
+        *,
+        token: Callable[[], str],
+        timeout: float = 5.0,
+        attempts: int = 3,
+        backoff: float = 0.2,
     ) -> None:
         self._client = httpx.Client(base_url=base_url, timeout=timeout, trust_env=False)
+        self._token = token
         self._attempts = attempts
         self._backoff = backoff
         self._base_url = base_url
@@ -67,13 +74,21 @@ class HttpCatalog:
             if attempt:
                 time.sleep(self._backoff * 2 ** (attempt - 1))
             try:
-                response = self._client.get(path, params=params)
+                response = self._client.get(
+                    path, params=params, headers={"Authorization": f"Bearer {self._token()}"}
+                )
             except httpx.TransportError as exc:
                 failure = f"{type(exc).__name__}: {exc}"
                 continue
             if response.status_code in self.RETRY_STATUSES:
                 failure = f"HTTP {response.status_code}"
                 continue
+            if response.status_code in (401, 403):
+                raise CatalogUnavailable(
+                    f"the catalog at {self._base_url} refused the ledger's service token (HTTP "
+                    f"{response.status_code}): check AUTH_JWT_* and LEDGER_CATALOG_TOKEN; "
+                    "nothing was written"
+                )
             if response.status_code != 200:
                 raise CatalogUnavailable(
                     f"the catalog at {self._base_url} answered {path} with HTTP "

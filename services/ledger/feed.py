@@ -81,5 +81,6 @@ def feed_entry(row: FeedRow, event: Any) -> FeedEntry:
         event_type=event_type,
         occurred_at=event.occurred_at,
         recorded_at=row.recorded_at,
+        caused_by=row.caused_by,
         payload=payload.model_dump(mode="json"),
     )

@@ -6,11 +6,15 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from uuid import UUID
 
 from fastapi import FastAPI
 
+from services.common.app import guard_requests, open_idempotency
+from services.common.auth import AuthSettings, ServiceToken
 from services.common.health import health_router
 from services.common.problems import install_problem_handlers
+from services.common.sql import async_engine
 from services.ledger.api import (
     budgets,
     contracts,
@@ -31,11 +35,14 @@ from services.ledger.settings import (
 from services.ledger.store.config import eventsourcing_env
 
 logger = logging.getLogger("services.ledger")
+# The organization the ledger names in the service tokens it mints for itself.
+LEDGER_SERVICE_ID = UUID("5e6f1c2a-7b8d-5c4e-9f0a-1b2c3d4e5f60")
 
 
-def create_app(settings: LedgerSettings | None = None) -> FastAPI:
+def create_app(settings: LedgerSettings | None = None, auth: AuthSettings | None = None) -> FastAPI:
     """Build the ledger app; the event store opens at startup and closes at shutdown."""
     settings = settings or LedgerSettings()
+    auth = auth or AuthSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,6 +58,9 @@ def create_app(settings: LedgerSettings | None = None) -> FastAPI:
                 )
         catalog = HttpCatalog(
             settings.catalog_url,
+            token=ServiceToken(
+                auth, LEDGER_SERVICE_ID, "ledger", configured=settings.catalog_token
+            ),
             timeout=settings.catalog_timeout_seconds,
             attempts=settings.catalog_attempts,
         )
@@ -61,9 +71,13 @@ def create_app(settings: LedgerSettings | None = None) -> FastAPI:
             price_sealer=PriceSealer(settings.sealing_key.get_secret_value().encode()),
         )
         app.state.ledger = ledger
+        # Idempotency-Key answers are kept beside the events, in the ledger's own database.
+        engine = async_engine(settings.database_url)
         try:
+            await open_idempotency(app, engine, create=True)
             yield
         finally:
+            await engine.dispose()
             ledger.close()
             catalog.close()
 
@@ -81,4 +95,5 @@ def create_app(settings: LedgerSettings | None = None) -> FastAPI:
     for module in (budgets, projects, contracts, deliveries, payments, grants, events):
         app.include_router(module.router)
     install_problem_handlers(app)
+    guard_requests(app, auth, settings)
     return app

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import ServiceSettings
@@ -15,7 +17,9 @@ DEVELOPMENT_SEALING_KEY = "development-only-sealing-key"
 class LedgerSettings(ServiceSettings):
     """LEDGER_HOST, LEDGER_PORT, LEDGER_DATABASE_URL, LEDGER_CATALOG_URL, …"""
 
-    model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="LEDGER_", extra="ignore", hide_input_in_errors=True
+    )
 
     port: int = 8002
     database_url: str = "sqlite:///data/ledger.sqlite3"
@@ -26,3 +30,17 @@ class LedgerSettings(ServiceSettings):
     catalog_url: str = "http://127.0.0.1:8001"
     catalog_timeout_seconds: float = 5.0
     catalog_attempts: int = 3
+    # A service-role token for calling the catalog; unset, the ledger mints its own with
+    # AUTH_JWT_SECRET, which only works where that secret is shared.
+    catalog_token: SecretStr | None = None
+
+    @field_validator("catalog_url")
+    @classmethod
+    def _plain_http_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"LEDGER_CATALOG_URL must be an http(s) URL with a host, not {url!r}")
+        if parts.username or parts.password:
+            # Credentials in a URL end up in logs; the ledger authenticates with a token.
+            raise ValueError("LEDGER_CATALOG_URL must not carry credentials; use a token")
+        return url.rstrip("/")

@@ -10,7 +10,9 @@ from services.common.settings import ServiceSettings
 class NotifierSettings(ServiceSettings):
     """NOTIFIER_HOST, NOTIFIER_PORT, NOTIFIER_DATABASE_URL, NOTIFIER_LOG_LEVEL."""
 
-    model_config = SettingsConfigDict(env_prefix="NOTIFIER_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="NOTIFIER_", extra="ignore", hide_input_in_errors=True
+    )
 
     port: int = 8003
     database_url: str = "sqlite:///data/notifier.sqlite3"

@@ -8,7 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.catalog import propose_item, seed_parties
+from tests.support.actors import AUDITOR
+from tests.support.catalog import catalog_client, propose_item, seed_parties
 from tests.support.ledger_api import (
     allocate,
     cny,
@@ -36,7 +37,7 @@ async def test_admitted_signs_rejected_or_retired_is_refused_and_no_catalog_mean
 ) -> None:
     catalog, ledger_service = pair["catalog"], pair["ledger"]
     parties = seed_parties(catalog.url)
-    with httpx.Client(base_url=catalog.url, trust_env=False) as http:
+    with catalog_client(catalog.url) as http:
         rejected = propose_item(http, parties.bureau_id, name="Sanitation inspections")
         ok(
             http.post(
@@ -69,6 +70,7 @@ async def test_admitted_signs_rejected_or_retired_is_refused_and_no_catalog_mean
                 "justification": "urgent",
                 "occurred_at": "2014-04-02T09:00:00+08:00",
             },
+            headers=parties.street,
         )
         assert refused.status_code == 422
         assert refused.headers["content-type"] == "application/problem+json"
@@ -78,7 +80,7 @@ async def test_admitted_signs_rejected_or_retired_is_refused_and_no_catalog_mean
 
         # An item retired between award and signing stops the contract too.
         project = await entrust(ledger, budget["id"], allocation, "1000.00", parties)
-        with httpx.Client(base_url=catalog.url, trust_env=False) as http:
+        with catalog_client(catalog.url) as http:
             ok(
                 http.post(
                     f"/items/{parties.item_id}/retirement",
@@ -89,7 +91,9 @@ async def test_admitted_signs_rejected_or_retired_is_refused_and_no_catalog_mean
                 )
             )
         late = await ledger.post(
-            "/contracts", json=contract_body(budget["id"], allocation, "1000.00", parties, project)
+            "/contracts",
+            json=contract_body(budget["id"], allocation, "1000.00", parties, project),
+            headers=parties.street,
         )
         assert late.status_code == 422
         assert (
@@ -100,14 +104,16 @@ async def test_admitted_signs_rejected_or_retired_is_refused_and_no_catalog_mean
         other = seed_parties(catalog.url)
         other_allocation = await allocate(ledger, budget["id"], "1000.00", other.street_office_id)
         pending = await entrust(ledger, budget["id"], other_allocation, "1000.00", other)
-        feed_before = ok(await ledger.get("/events"), 200)["head"]
+        feed_before = ok(await ledger.get("/events", headers=AUDITOR), 200)["head"]
         catalog.stop()
         unavailable = await ledger.post(
             "/contracts",
             json=contract_body(budget["id"], other_allocation, "1000.00", other, pending),
+            headers=other.street,
         )
         assert unavailable.status_code == 503
         assert unavailable.headers["content-type"] == "application/problem+json"
         assert "nothing was written" in unavailable.json()["detail"]
-        assert ok(await ledger.get("/events"), 200)["head"] == feed_before
-        assert ok(await ledger.get(f"/projects/{pending['id']}"), 200)["state"] == "awarded"
+        assert ok(await ledger.get("/events", headers=AUDITOR), 200)["head"] == feed_before
+        project_now = ok(await ledger.get(f"/projects/{pending['id']}", headers=other.street), 200)
+        assert project_now["state"] == "awarded"

@@ -18,7 +18,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.support.catalog import Parties, seed_parties
+from tests.support.actors import AUDITOR, CIVIL_AFFAIRS, FINANCE
+from tests.support.catalog import Parties, catalog_client, seed_parties
 from tests.support.grants_api import award_grant
 from tests.support.ledger_api import allocate, cny, deliver, ok, open_budget, sign_contract
 from tests.support.processes import SERVICES, RunningService
@@ -81,14 +82,16 @@ async def seed_ledger(ledger_url: str, parties: Parties) -> dict[str, str]:
         budget = await open_budget(ledger)
         allocation = await allocate(ledger, budget["id"], "1000000.00", parties.street_office_id)
         contract = await sign_contract(ledger, budget["id"], allocation, "360000.00", parties)
-        cid = contract["id"]
-        ok(await ledger.post(f"/contracts/{cid}/activation", json={}))
-        delivery = await deliver(ledger, cid, "30000.00")
-        ok(await ledger.post(f"/contracts/{cid}/deliveries/{delivery['id']}/acceptance", json={}))
+        cid, street = contract["id"], parties.street
+        ok(await ledger.post(f"/contracts/{cid}/activation", json={}, headers=street))
+        delivery = await deliver(ledger, contract, "30000.00")
+        acceptance = f"/contracts/{cid}/deliveries/{delivery['id']}/acceptance"
+        ok(await ledger.post(acceptance, json={}, headers=street))
         ok(
             await ledger.post(
                 f"/contracts/{cid}/payments",
                 json={"reference": PAYMENT_REFERENCE, "amount": cny("10000.00")},
+                headers=street,
             )
         )
         grant = await award_grant(ledger, budget["id"], allocation, "50000.00", parties)
@@ -106,7 +109,7 @@ async def seed_ledger(ledger_url: str, parties: Parties) -> dict[str, str]:
 
 def seed_catalog(catalog_url: str, parties: Parties) -> dict[str, str]:
     """A platform in the seeded community; the catalog's ids by path parameter."""
-    with httpx.Client(base_url=catalog_url, trust_env=False, timeout=10) as catalog:
+    with catalog_client(catalog_url) as catalog:
         platform = ok(
             catalog.post(
                 "/platforms",
@@ -117,6 +120,7 @@ def seed_catalog(catalog_url: str, parties: Parties) -> dict[str, str]:
                     "location": "8 Longjin Road",
                     "occurred_at": "2014-03-31T09:00:00+08:00",
                 },
+                headers=parties.community,
             )
         )
     return {
@@ -128,10 +132,54 @@ def seed_catalog(catalog_url: str, parties: Parties) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def seeded_ids(services: dict[str, RunningService]) -> dict[str, dict[str, str]]:
+def fuzz_parties(services: dict[str, RunningService]) -> Parties:
+    """The organizations whose records are seeded, and as whom the fuzzer calls."""
+    return seed_parties(services["catalog"].url)
+
+
+# The caller each write is fuzzed as, where it is not the street office: one allowed to reach
+# past authorization, since fuzzing as a caller who is always refused tests only the refusal.
+WRITERS = {
+    "openBudget": FINANCE,
+    "adjustBudget": FINANCE,
+    "allocate": FINANCE,
+    "adjustAllocation": FINANCE,
+    "registerOrganization": CIVIL_AFFAIRS,
+    "proposeItem": CIVIL_AFFAIRS,
+    "startItemReview": CIVIL_AFFAIRS,
+    "admitItem": CIVIL_AFFAIRS,
+    "rejectItem": CIVIL_AFFAIRS,
+    "retireItem": CIVIL_AFFAIRS,
+}
+PARTY_WRITERS = {
+    "refuseTask": "community",
+    "openPlatform": "community",
+    "reportDelivery": "community",
+    "applyToProject": "provider",
+    "withdrawApplication": "provider",
+    "lodgeObjection": "provider",
+    "reportGrantUse": "provider",
+}
+
+
+def caller_for(case: schemathesis.Case[Any], parties: Parties) -> dict[str, str]:
+    """Reads as the auditor, who sees everything; each write as a caller allowed to make it."""
+    if case.method.upper() == "GET":
+        return AUDITOR
+    operation_id = str(case.operation.definition.raw.get("operationId", ""))
+    if operation_id in WRITERS:
+        return WRITERS[operation_id]
+    party: dict[str, str] = getattr(parties, PARTY_WRITERS.get(operation_id, "street"))
+    return party
+
+
+@pytest.fixture(scope="module")
+def seeded_ids(
+    services: dict[str, RunningService], fuzz_parties: Parties
+) -> dict[str, dict[str, str]]:
     """Records made before fuzzing, by service and by the path parameter that names them."""
     catalog_url = services["catalog"].url
-    parties = seed_parties(catalog_url)
+    parties = fuzz_parties
     return {
         "catalog": seed_catalog(catalog_url, parties),
         "ledger": asyncio.run(seed_ledger(services["ledger"].url, parties)),
@@ -183,6 +231,8 @@ lazy_schema = schemathesis.pytest.from_fixture("service_schema")
 @pytest.mark.usefixtures("node_id_for_schemathesis")
 @lazy_schema.parametrize()
 def test_every_response_is_documented_and_never_a_server_error(
-    case: schemathesis.Case[Any],
+    case: schemathesis.Case[Any], fuzz_parties: Parties
 ) -> None:
-    case.call_and_validate(checks=CHECKS)
+    # Generated headers (an Idempotency-Key, say) stay; the caller's token is added to them.
+    headers: dict[str, str] = {str(k): str(v) for k, v in dict(case.headers or {}).items()}
+    case.call_and_validate(headers={**headers, **caller_for(case, fuzz_parties)}, checks=CHECKS)

@@ -9,9 +9,19 @@ import httpx
 import psycopg
 import pytest
 
+from tests.support.actors import FINANCE
 from tests.support.catalog import seed_parties
 from tests.support.feeds import read_whole_feed
-from tests.support.ledger_api import allocate, cny, deliver, ok, open_budget, sign_contract
+from tests.support.ledger_api import (
+    allocate,
+    cny,
+    deliver,
+    ok,
+    open_budget,
+    provider_of,
+    sign_contract,
+    street_of,
+)
 from tests.support.processes import (
     GRACEFUL_EXIT_CODE,
     SERVICES,
@@ -42,6 +52,7 @@ class Story:
 
     budget_id: str
     contract_id: str
+    provider: dict[str, str]
 
 
 def client(service: RunningService) -> httpx.AsyncClient:
@@ -56,18 +67,20 @@ async def tell_story(ledger: httpx.AsyncClient, catalog: RunningService) -> Stor
     budget = await open_budget(ledger)
     allocation = await allocate(ledger, budget["id"], "1000000.00", parties.street_office_id)
     contract = await sign_contract(ledger, budget["id"], allocation, "360000.00", parties)
-    cid = contract["id"]
-    ok(await ledger.post(f"/contracts/{cid}/activation", json={}))
-    delivery = await deliver(ledger, cid, "30000.00")
-    ok(await ledger.post(f"/contracts/{cid}/deliveries/{delivery['id']}/acceptance", json={}))
+    cid, street = contract["id"], street_of(contract)
+    ok(await ledger.post(f"/contracts/{cid}/activation", json={}, headers=street))
+    delivery = await deliver(ledger, contract, "30000.00")
+    acceptance = f"/contracts/{cid}/deliveries/{delivery['id']}/acceptance"
+    ok(await ledger.post(acceptance, json={}, headers=street))
     payment = ok(
         await ledger.post(
             f"/contracts/{cid}/payments",
             json={"reference": "TREASURY-2014-000123", "amount": cny("30000.00")},
+            headers=street,
         )
     )
     assert payment["amount"] == cny("30000.00")
-    return Story(budget_id=budget["id"], contract_id=cid)
+    return Story(budget_id=budget["id"], contract_id=cid, provider=provider_of(contract))
 
 
 async def check_story(ledger: httpx.AsyncClient, story: Story, earlier_events: int) -> None:
@@ -79,8 +92,14 @@ async def check_story(ledger: httpx.AsyncClient, story: Story, earlier_events: i
     assert str(told[0].stream_id) == story.budget_id
     assert str(told[-1].stream_id) == story.contract_id
     assert told[-1].payload["amount"] == cny("30000.00")
+    # Each event names who caused it: finance opened the budget, the street office paid.
+    assert told[0].caused_by is not None
+    assert told[0].caused_by.role == "finance"
+    assert told[-1].caused_by is not None
+    assert told[-1].caused_by.role == "street"
 
-    contract = ok(await ledger.get(f"/contracts/{story.contract_id}"), 200)
+    # The provider, a party to the contract, reads it as its own.
+    contract = ok(await ledger.get(f"/contracts/{story.contract_id}", headers=story.provider), 200)
     assert contract["state"] == "active"
     assert (contract["accepted"], contract["paid"], contract["unpaid_accepted"]) == (
         cny("30000.00"),
@@ -120,7 +139,7 @@ async def test_restarted_ledger_keeps_budget_and_feed(tmp_path: Path) -> None:
         ledger = running["ledger"]
         async with client(ledger) as http:
             story = await tell_story(http, running["catalog"])
-            budget = ok(await http.get(f"/budgets/{story.budget_id}"), 200)
+            budget = ok(await http.get(f"/budgets/{story.budget_id}", headers=FINANCE), 200)
             feed = await read_whole_feed(http)
 
         assert ledger.stop() == GRACEFUL_EXIT_CODE, ledger.log_tail()
@@ -129,7 +148,8 @@ async def test_restarted_ledger_keeps_budget_and_feed(tmp_path: Path) -> None:
         ledger.restart()
         assert ledger.database_url == sqlite_url(tmp_path / "ledger.sqlite3")
         async with client(ledger) as http:
-            assert ok(await http.get(f"/budgets/{story.budget_id}"), 200) == budget
+            again = ok(await http.get(f"/budgets/{story.budget_id}", headers=FINANCE), 200)
+            assert again == budget
             assert await read_whole_feed(http) == feed
             await check_story(http, story, earlier_events=0)
             # Writing goes on at the next position, leaving no hole across the restart.

@@ -6,16 +6,26 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
 import pytest_asyncio
 
+from proto.actor import Actor, Role
 from proto.catalog import CATALOG_EVENT_PAYLOADS, CommunityGuide, ItemKind
 from proto.feed import FeedPage
 from services.catalog.main import create_app
 from services.catalog.settings import CatalogSettings
+from services.common.auth import AuthSettings, mint_token
+from tests.support.actors import (
+    AUDIT_OFFICE_ID,
+    AUDITOR,
+    CIVIL_AFFAIRS,
+    CIVIL_AFFAIRS_ID,
+    WUHOU_FINANCE_ID,
+    acting,
+)
 from tests.support.feeds import read_whole_feed
 from tests.support.inprocess import client_for
 from tests.support.ledger_api import cny, ok
@@ -33,18 +43,41 @@ JSON = dict[str, Any]
 
 @pytest_asyncio.fixture
 async def catalog(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """A catalog on a fresh database, its schema migrated at startup, driven in-process."""
+    """A catalog on a fresh database, its schema migrated at startup, driven in-process, acting
+    as the district civil-affairs bureau unless a request names another caller."""
     app = create_app(CatalogSettings(database_url=database_url))
     async with client_for(app) as client:
+        client.headers.update(CIVIL_AFFAIRS)
         yield client
 
 
 async def post(
-    client: httpx.AsyncClient, path: str, body: JSON, *statuses: int, at: str = REGISTERED_AT
+    client: httpx.AsyncClient,
+    path: str,
+    body: JSON,
+    *statuses: int,
+    at: str = REGISTERED_AT,
+    headers: dict[str, str] | None = None,
 ) -> JSON:
-    """POST with a business time (REGISTERED_AT unless told); the JSON after checking the status."""
-    result: JSON = ok(await client.post(path, json={"occurred_at": at, **body}), *statuses)
+    """POST with a business time (REGISTERED_AT unless told), as the client's caller unless
+    `headers` name another; the JSON after checking the status."""
+    response = await client.post(path, json={"occurred_at": at, **body}, headers=headers)
+    result: JSON = ok(response, *statuses)
     return result
+
+
+def as_community(community: JSON) -> dict[str, str]:
+    """Headers for a request made by this community, acting for itself."""
+    return acting(Role.COMMUNITY, community["id"])
+
+
+async def anonymously(
+    client: httpx.AsyncClient, method: str, url: str, **kwargs: Any
+) -> httpx.Response:
+    """A request without the client's bearer token, as anyone on the internet would make it."""
+    request = client.build_request(method, url, **kwargs)
+    del request.headers["Authorization"]
+    return await client.send(request)
 
 
 def problem(response: httpx.Response, status: int) -> str:
@@ -523,6 +556,7 @@ async def two_communities_with_platforms(catalog: httpx.AsyncClient) -> tuple[JS
             "/platforms",
             {"community_id": community["id"], "name": name, "type": kind, "location": where},
             at=OPENED_AT,
+            headers=as_community(community),
         )
         for community, name, kind, where in [
             (longjin, "Longjin service centre", "centre", "8 Longjin Road"),
@@ -574,13 +608,22 @@ async def test_a_platform_hosts_items_in_force_and_providers(catalog: httpx.Asyn
             **extra,
         }
 
-    offering_rejected = await catalog.post("/platforms", json=platform(item_ids=[rejected["id"]]))
+    longjin = as_community(community)
+    offering_rejected = await catalog.post(
+        "/platforms", json=platform(item_ids=[rejected["id"]]), headers=longjin
+    )
     assert "rejected" in problem(offering_rejected, 409)
     street_as_provider = await catalog.post(
-        "/platforms", json=platform(provider_ids=[street["id"]])
+        "/platforms", json=platform(provider_ids=[street["id"]]), headers=longjin
     )
     assert "not a social_organization or social_work_agency" in problem(street_as_provider, 422)
-    of_a_street = await catalog.post("/platforms", json=platform(community_id=street["id"]))
+    # Only a caller acting as a community for the street office's own id gets past the check of
+    # who may open the platform, to the check of what the organization is.
+    of_a_street = await catalog.post(
+        "/platforms",
+        json=platform(community_id=street["id"]),
+        headers=acting(Role.COMMUNITY, street["id"]),
+    )
     assert "not a community" in problem(of_a_street, 422)
     assert await head(catalog) == before
     assert ok(await catalog.get("/platforms"), 200)["items"] == []
@@ -597,17 +640,26 @@ async def test_a_community_refuses_only_items_on_none_of_its_lists(
     unlisted = await propose(catalog, bureau["id"], "Counting bicycles", duty_list="none")
     listed = await propose(catalog, bureau["id"], "Helping the census")
     url = f"/communities/{community['id']}/refusals"
+    longjin = as_community(community)
 
     refusal = await post(
-        catalog, url, {"item_id": unlisted["id"], "reason": "Not a community duty"}, at=OPENED_AT
+        catalog,
+        url,
+        {"item_id": unlisted["id"], "reason": "Not a community duty"},
+        at=OPENED_AT,
+        headers=longjin,
     )
     assert (refusal["item_id"], refusal["reason"]) == (unlisted["id"], "Not a community duty")
     before = await head(catalog)
-    on_a_list = await catalog.post(url, json={"item_id": listed["id"], "reason": "Too much work"})
+    on_a_list = await catalog.post(
+        url, json={"item_id": listed["id"], "reason": "Too much work"}, headers=longjin
+    )
     detail = problem(on_a_list, 409)
     assert "committee_assisting" in detail
     assert "cannot refuse" in detail
-    twice = await catalog.post(url, json={"item_id": unlisted["id"], "reason": "Still not ours"})
+    twice = await catalog.post(
+        url, json={"item_id": unlisted["id"], "reason": "Still not ours"}, headers=longjin
+    )
     assert "already refused" in problem(twice, 409)
     assert await head(catalog) == before
     assert ok(await catalog.get(url), 200) == [refusal]
@@ -644,12 +696,14 @@ async def guide_setup(
             "provider_ids": [center["id"]],
         },
         at=OPENED_AT,
+        headers=as_community(community),
     )
     refusal = await post(
         catalog,
         f"/communities/{community['id']}/refusals",
         {"item_id": unlisted["id"], "reason": "Not a community duty"},
         at=OPENED_AT,
+        headers=as_community(community),
     )
     return {
         "street": street,
@@ -788,10 +842,19 @@ async def test_the_feed_carries_every_change_once_in_commit_order(
 ) -> None:
     made = await guide_setup(catalog)
     visits = made["visits"]
-    # Refused writes, of both kinds: none may leave an entry.
+    # Refused writes, of every kind: none may leave an entry.
     unfunded = await catalog.post(f"/items/{made['club']['id']}/review", json={})
     assert unfunded.status_code == 201
     problem(await catalog.post(f"/items/{made['club']['id']}/admission", json={}), 422)
+    by_the_street = acting(Role.STREET, made["street"]["id"])
+    problem(
+        await catalog.post(
+            f"/items/{made['club']['id']}/admission",
+            json={"funding": FUNDING_2014},
+            headers=by_the_street,
+        ),
+        403,
+    )
     problem(await catalog.post(f"/items/{visits['id']}/review", json={}), 409)
     problem(
         await catalog.post(
@@ -886,3 +949,283 @@ async def test_concurrent_retries_with_one_code_make_one_record(
 async def test_refusals_of_an_unknown_community_are_a_404(catalog: httpx.AsyncClient) -> None:
     response = await catalog.get(f"/communities/{uuid4()}/refusals")
     assert "no organization" in problem(response, 404)
+
+
+# --- who may do what -----------------------------------------------------------------------------
+
+BUREAU_WRITES = [
+    "register an organization",
+    "propose an item",
+    "start a review",
+    "admit an item",
+    "reject an item",
+    "retire an item",
+]
+
+
+async def bureau_write(catalog: httpx.AsyncClient, write: str) -> tuple[JSON, str, JSON, str]:
+    """Records from which the bureau could make this write now: (the records, the path to
+    POST, its body, a path whose answer the write would change)."""
+    bureau = await organization(catalog, "district_bureau", "Wuhou civil affairs bureau")
+    street, community = await street_and_community(catalog)
+    center = await provider(catalog, "Longjin residents' service center")
+    made = {"bureau": bureau, "street": street, "community": community, "provider": center}
+    body: JSON
+    if write == "register an organization":
+        body = {"kind": "street_office", "name": "Jiangxi street office"}
+        return made, "/organizations", body, "/organizations"
+    if write == "propose an item":
+        body = {
+            "name": "Youth reading club",
+            "kind": "social",
+            "domain": "youth",
+            "delivery_modes": ["on_site"],
+            "duty_list": "none",
+            "proposed_by": bureau["id"],
+        }
+        return made, "/items", body, "/items"
+    item = await propose(catalog, bureau["id"])
+    if write == "start a review":
+        return made, f"/items/{item['id']}/review", {}, f"/items/{item['id']}"
+    if write == "reject an item":
+        body = {"reason": "Administrative work, not a service"}
+        return made, f"/items/{item['id']}/rejection", body, f"/items/{item['id']}"
+    await post(catalog, f"/items/{item['id']}/review", {}, at=REVIEWED_AT)
+    if write == "admit an item":
+        body = {"funding": FUNDING_2014}
+        return made, f"/items/{item['id']}/admission", body, f"/items/{item['id']}"
+    assert write == "retire an item", write
+    await post(catalog, f"/items/{item['id']}/admission", {"funding": FUNDING_2014}, at=ADMITTED_AT)
+    body = {"reason": "Merged into home care"}
+    return made, f"/items/{item['id']}/retirement", body, f"/items/{item['id']}"
+
+
+@pytest.mark.parametrize("write", BUREAU_WRITES)
+async def test_only_the_civil_affairs_bureau_keeps_the_catalog(
+    catalog: httpx.AsyncClient, write: str
+) -> None:
+    made, path, body, changed = await bureau_write(catalog, write)
+    body = {"occurred_at": OPENED_AT, **body}
+    # Every other role, each acting for an organization of its own kind where the catalog has one.
+    others = {
+        Role.FINANCE: WUHOU_FINANCE_ID,
+        Role.STREET: made["street"]["id"],
+        Role.COMMUNITY: made["community"]["id"],
+        Role.PROVIDER: made["provider"]["id"],
+        Role.AUDITOR: AUDIT_OFFICE_ID,
+        Role.SERVICE: str(uuid4()),
+    }
+    assert set(others) == set(Role) - {Role.CIVIL_AFFAIRS}
+    before = await head(catalog)
+    as_it_was = ok(await catalog.get(changed), 200)
+
+    for role, organization_id in others.items():
+        refused = await catalog.post(path, json=body, headers=acting(role, organization_id))
+        detail = problem(refused, 403)
+        assert "only civil-affairs may" in detail, (role, detail)
+        assert f"the caller is {role.value}" in detail, (role, detail)
+        assert await head(catalog) == before, role
+        assert ok(await catalog.get(changed), 200) == as_it_was, role
+
+    # The same write, by the bureau, goes through: the refusals were for who asked, nothing else.
+    ok(await catalog.post(path, json=body), 200, 201)
+    assert await head(catalog) == before + 1
+    assert ok(await catalog.get(changed), 200) != as_it_was
+
+
+async def test_a_community_refuses_tasks_only_for_itself(catalog: httpx.AsyncClient) -> None:
+    bureau = await organization(catalog, "district_bureau", "Wuhou civil affairs bureau")
+    street, longjin = await street_and_community(catalog)
+    qiaoxi = await organization(
+        catalog, "community", "Qiaoxi community", street_office_id=street["id"]
+    )
+    unlisted = await propose(catalog, bureau["id"], "Counting bicycles", duty_list="none")
+    url = f"/communities/{longjin['id']}/refusals"
+    body = {"occurred_at": OPENED_AT, "item_id": unlisted["id"], "reason": "Not a community duty"}
+    before = await head(catalog)
+
+    for_another = await catalog.post(url, json=body, headers=as_community(qiaoxi))
+    detail = problem(for_another, 403)
+    assert qiaoxi["id"] in detail
+    assert longjin["id"] in detail
+    for caller in (CIVIL_AFFAIRS, acting(Role.STREET, street["id"]), AUDITOR):
+        problem(await catalog.post(url, json=body, headers=caller), 403)
+    assert await head(catalog) == before
+    assert ok(await catalog.get(url), 200) == []
+    assert ok(await catalog.get(f"/communities/{qiaoxi['id']}/refusals"), 200) == []
+
+    refusal = ok(await catalog.post(url, json=body, headers=as_community(longjin)))
+    assert ok(await catalog.get(url), 200) == [refusal]
+    assert await head(catalog) == before + 1
+
+
+async def test_a_community_opens_platforms_only_for_itself(catalog: httpx.AsyncClient) -> None:
+    street, longjin = await street_and_community(catalog)
+    qiaoxi = await organization(
+        catalog, "community", "Qiaoxi community", street_office_id=street["id"]
+    )
+    body = {
+        "occurred_at": OPENED_AT,
+        "community_id": longjin["id"],
+        "name": "Longjin service centre",
+        "type": "centre",
+        "location": "8 Longjin Road",
+    }
+    before = await head(catalog)
+
+    for_another = await catalog.post("/platforms", json=body, headers=as_community(qiaoxi))
+    detail = problem(for_another, 403)
+    assert qiaoxi["id"] in detail
+    assert longjin["id"] in detail
+    # The bureau keeps the catalog, but a community's platforms are the community's own.
+    by_the_bureau = await catalog.post("/platforms", json=body)
+    assert "only community may" in problem(by_the_bureau, 403)
+    problem(
+        await catalog.post("/platforms", json=body, headers=acting(Role.STREET, street["id"])),
+        403,
+    )
+    assert await head(catalog) == before
+    assert ok(await catalog.get("/platforms"), 200)["items"] == []
+
+    platform = ok(await catalog.post("/platforms", json=body, headers=as_community(longjin)))
+    assert platform["community_id"] == longjin["id"]
+    assert ok(await catalog.get("/platforms"), 200)["items"] == [platform]
+
+
+def signed(**changes: Any) -> dict[str, str]:
+    """An Authorization header for a civil-affairs token, with some of its making changed."""
+    settings = AuthSettings()
+    made: dict[str, Any] = {
+        "secret": settings.jwt_secret.get_secret_value(),
+        "role": Role.CIVIL_AFFAIRS,
+        "organization_id": UUID(CIVIL_AFFAIRS_ID),
+        "subject": "civil-affairs-clerk",
+        "audience": settings.jwt_audience,
+        "ttl_seconds": 3600,
+        **changes,
+    }
+    secret = made.pop("secret")
+    return {"Authorization": f"Bearer {mint_token(secret, **made)}"}
+
+
+async def test_a_request_without_a_valid_token_is_a_401(catalog: httpx.AsyncClient) -> None:
+    bureau = await organization(catalog, "district_bureau", "Wuhou civil affairs bureau")
+    item = await propose(catalog, bureau["id"])
+    before = await head(catalog)
+    as_of = {"occurred_at": OPENED_AT}
+    requests: list[tuple[str, str, JSON | None]] = [
+        ("GET", "/organizations", None),
+        ("GET", f"/organizations/{bureau['id']}", None),
+        ("GET", f"/organizations/{bureau['id']}/history", None),
+        ("GET", "/items", None),
+        ("GET", f"/items/{item['id']}", None),
+        ("GET", "/platforms", None),
+        ("GET", f"/communities/{uuid4()}/refusals", None),
+        ("GET", "/events", None),
+        ("POST", "/organizations", {**as_of, "kind": "street_office", "name": "Jiangxi"}),
+        ("POST", f"/items/{item['id']}/review", as_of),
+        ("POST", f"/items/{item['id']}/rejection", {**as_of, "reason": "No"}),
+    ]
+
+    for method, url, body in requests:
+        response = await anonymously(catalog, method, url, json=body)
+        assert "Authorization: Bearer" in problem(response, 401), (method, url)
+        assert response.headers["WWW-Authenticate"] == 'Bearer realm="community-ledger"'
+
+    other_secret = "not-the-secret-this-catalog-trusts-but-long-enough"
+    invalid = {
+        "signed with another secret": signed(secret=other_secret),
+        "for another audience": signed(audience="another-system"),
+        "expired": signed(ttl_seconds=-3600),
+        "not a JWT": {"Authorization": "Bearer not-a-jwt"},
+    }
+    for why, headers in invalid.items():
+        for method, url, body in requests:
+            response = await catalog.request(method, url, json=body, headers=headers)
+            problem(response, 401)
+            assert 'error="invalid_token"' in response.headers["WWW-Authenticate"], (why, url)
+    basic = await catalog.get("/organizations", headers={"Authorization": "Basic Y2E6Y2E="})
+    problem(basic, 401)
+    assert basic.headers["WWW-Authenticate"].startswith("Bearer")
+
+    assert await head(catalog) == before
+    assert ok(await catalog.get(f"/items/{item['id']}"), 200) == item
+    # The same token, made as it should be, is let in.
+    assert ok(await catalog.get("/organizations", headers=signed()), 200)["items"] == [bureau]
+
+
+async def test_the_guide_is_public(catalog: httpx.AsyncClient) -> None:
+    made = await guide_setup(catalog)
+    url = f"/communities/{made['community']['id']}/guide"
+
+    as_json = await anonymously(catalog, "GET", url)
+    assert as_json.status_code == 200, as_json.text
+    guide = CommunityGuide.model_validate(as_json.json())
+    assert guide == CommunityGuide.model_validate(ok(await catalog.get(url), 200))
+    assert [p.name for p in guide.platforms] == ["Longjin community service centre"]
+    as_page = await anonymously(catalog, "GET", url, params={"format": "html"})
+    assert as_page.status_code == 200, as_page.text
+    assert as_page.headers["content-type"].startswith("text/html")
+    assert "Home visits for elderly people living alone" in as_page.text
+    # The records behind it are not public.
+    refusals = await anonymously(catalog, "GET", f"/communities/{made['community']['id']}/refusals")
+    problem(refusals, 401)
+
+
+async def test_health_and_the_api_description_need_no_token(catalog: httpx.AsyncClient) -> None:
+    for url in ("/healthz", "/readyz", "/openapi.json", "/docs"):
+        response = await anonymously(catalog, "GET", url)
+        assert response.status_code == 200, (url, response.text)
+
+
+async def test_each_feed_entry_names_who_caused_it(catalog: httpx.AsyncClient) -> None:
+    made = await guide_setup(catalog)
+    wang = acting(Role.CIVIL_AFFAIRS, CIVIL_AFFAIRS_ID, "wang.li")
+    await post(catalog, f"/items/{made['club']['id']}/review", {}, at=OPENED_AT, headers=wang)
+    # Reads and refused writes cause nothing.
+    ok(await catalog.get("/items", headers=AUDITOR), 200)
+    problem(
+        await catalog.post(
+            f"/items/{made['club']['id']}/rejection",
+            json={"reason": "No"},
+            headers=as_community(made["community"]),
+        ),
+        403,
+    )
+
+    bureau = Actor(
+        role=Role.CIVIL_AFFAIRS, organization_id=CIVIL_AFFAIRS_ID, subject="civil-affairs-clerk"
+    )
+    longjin = Actor(
+        role=Role.COMMUNITY, organization_id=made["community"]["id"], subject="community-clerk"
+    )
+    clerk_wang = Actor(role=Role.CIVIL_AFFAIRS, organization_id=CIVIL_AFFAIRS_ID, subject="wang.li")
+    entries = await read_whole_feed(catalog)
+    assert [(e.event_type, e.caused_by) for e in entries] == [
+        ("organization.registered", bureau),
+        ("organization.registered", bureau),
+        ("organization.registered", bureau),
+        ("organization.registered", bureau),
+        ("item.proposed", bureau),
+        ("item.review_started", bureau),
+        ("item.admitted", bureau),
+        ("item.proposed", bureau),
+        ("item.proposed", bureau),
+        ("platform.opened", longjin),
+        ("refusal.recorded", longjin),
+        ("item.review_started", clerk_wang),
+    ]
+    wire = ok(await catalog.get("/events", params={"after": 9}, headers=AUDITOR), 200)
+    assert [e["caused_by"] for e in wire["entries"]] == [
+        {
+            "role": "community",
+            "organization_id": made["community"]["id"],
+            "subject": "community-clerk",
+        },
+        {
+            "role": "community",
+            "organization_id": made["community"]["id"],
+            "subject": "community-clerk",
+        },
+        {"role": "civil-affairs", "organization_id": CIVIL_AFFAIRS_ID, "subject": "wang.li"},
+    ]

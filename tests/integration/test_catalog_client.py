@@ -9,12 +9,14 @@ from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import SecretStr
 
+from proto.actor import Role
 from proto.catalog import (
     DeliveryMode,
     DutyList,
@@ -25,7 +27,11 @@ from proto.catalog import (
     OrganizationKind,
     ServiceItem,
 )
+from services.common.auth import AuthSettings, ServiceToken
 from services.ledger.catalog import CatalogUnavailable, HttpCatalog
+from services.ledger.main import LEDGER_SERVICE_ID
+from tests.support.actors import token
+from tests.support.catalog import Parties
 from tests.support.inprocess import served
 
 SIGNED = datetime(2014, 4, 14, 9, 0, tzinfo=timezone(timedelta(hours=8)))
@@ -45,6 +51,8 @@ ITEM = ServiceItem(
     proposed_by=uuid4(),
     status=ItemStatus.ADMITTED,
 )
+SERVICE_TOKEN = token(Role.SERVICE, LEDGER_SERVICE_ID, "ledger")
+"""What the ledger sends when it calls the catalog: a service-role token."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,7 @@ class Received:
 
     path: str
     query: list[tuple[str, str]]
+    authorization: str | None
 
 
 def page(*records: Organization | ServiceItem) -> Response:
@@ -74,15 +83,27 @@ def fake_catalog(answer: Callable[[int], Response]) -> Iterator[tuple[str, list[
     @app.get("/organizations")
     @app.get("/items")
     def listing(request: Request) -> Response:
-        received.append(Received(request.url.path, list(request.query_params.multi_items())))
+        received.append(
+            Received(
+                request.url.path,
+                list(request.query_params.multi_items()),
+                request.headers.get("authorization"),
+            )
+        )
         return answer(len(received))
 
     with served(app) as url:
         yield url, received
 
 
-def client(url: str, *, timeout: float = 2.0, attempts: int = 3) -> closing[HttpCatalog]:
-    return closing(HttpCatalog(url, timeout=timeout, attempts=attempts, backoff=0.01))
+def client(
+    url: str,
+    *,
+    timeout: float = 2.0,
+    attempts: int = 3,
+    token: Callable[[], str] = lambda: SERVICE_TOKEN,
+) -> closing[HttpCatalog]:
+    return closing(HttpCatalog(url, token=token, timeout=timeout, attempts=attempts, backoff=0.01))
 
 
 def test_a_503_is_retried_and_the_records_come_back() -> None:
@@ -93,6 +114,7 @@ def test_a_503_is_retried_and_the_records_come_back() -> None:
         found = catalog.organizations([OFFICE.id], SIGNED)
     assert found == {OFFICE.id: OFFICE}
     assert [r.path for r in received] == ["/organizations", "/organizations"]
+    assert [r.authorization for r in received] == [f"Bearer {SERVICE_TOKEN}"] * 2
 
 
 @pytest.mark.parametrize("code", [502, 503, 504])
@@ -170,6 +192,7 @@ def test_the_query_carries_every_id_and_the_time_with_its_zone() -> None:
     assert items == {ITEM.id: ITEM}
     assert [r.path for r in received] == ["/organizations", "/items"]
     for request, wanted in zip(received, (ids, item_ids), strict=True):
+        assert request.authorization == f"Bearer {SERVICE_TOKEN}"
         assert [v for k, v in request.query if k == "ids"] == [str(i) for i in wanted]
         [as_of] = [v for k, v in request.query if k == "as_of"]
         assert as_of == "2014-04-14T09:00:00+08:00"
@@ -203,3 +226,90 @@ def test_fields_a_newer_catalog_adds_are_ignored() -> None:
 
     with fake_catalog(answer) as (url, _), client(url) as catalog:
         assert catalog.organizations([OFFICE.id], SIGNED) == {OFFICE.id: OFFICE}
+
+
+# --- the ledger's token -------------------------------------------------------------------------
+
+
+def test_every_call_asks_for_the_token_afresh() -> None:
+    # A minted token is renewed before it expires: each request must carry the current one.
+    issued = iter(["first-token", "second-token", "third-token"])
+
+    def answer(n: int) -> Response:
+        return [status(503), page(OFFICE), page(ITEM)][n - 1]
+
+    with (
+        fake_catalog(answer) as (url, received),
+        client(url, token=lambda: next(issued)) as catalog,
+    ):
+        assert catalog.organizations([OFFICE.id], SIGNED) == {OFFICE.id: OFFICE}
+        assert catalog.items([ITEM.id], SIGNED) == {ITEM.id: ITEM}
+    assert [r.authorization for r in received] == [
+        "Bearer first-token",
+        "Bearer second-token",  # the retry
+        "Bearer third-token",
+    ]
+
+
+@pytest.mark.parametrize("code", [401, 403])
+def test_a_refused_token_is_unavailable_naming_the_settings_and_not_retried(code: int) -> None:
+    with fake_catalog(lambda _: status(code)) as (url, received):
+        with client(url, attempts=3) as catalog, pytest.raises(CatalogUnavailable) as raised:
+            catalog.organizations([OFFICE.id], SIGNED)
+        assert len(received) == 1
+    assert str(raised.value) == (
+        f"the catalog at {url} refused the ledger's service token (HTTP {code}): check "
+        "AUTH_JWT_* and LEDGER_CATALOG_TOKEN; nothing was written"
+    )
+
+
+def test_the_catalog_answers_the_token_the_ledger_mints(catalog_url: str, parties: Parties) -> None:
+    minted = ServiceToken(AuthSettings(), LEDGER_SERVICE_ID, "ledger")
+    street_id = UUID(parties.street_office_id)
+    item_id = UUID(parties.item_id)
+
+    with closing(HttpCatalog(catalog_url, token=minted)) as catalog:
+        organizations = catalog.organizations([street_id], SIGNED)
+        items = catalog.items([item_id], SIGNED)
+    assert list(organizations) == [street_id]
+    assert organizations[street_id].kind == OrganizationKind.STREET_OFFICE
+    assert list(items) == [item_id]
+    assert items[item_id].status == ItemStatus.ADMITTED
+
+
+REJECTED_TOKENS: dict[str, ServiceToken] = {
+    "minted with another secret": ServiceToken(
+        AuthSettings(jwt_secret=SecretStr("a-secret-the-catalog-does-not-share-with-the-ledger")),
+        LEDGER_SERVICE_ID,
+        "ledger",
+    ),
+    "minted for another audience": ServiceToken(
+        AuthSettings(jwt_audience="another-system"), LEDGER_SERVICE_ID, "ledger"
+    ),
+    "configured, but expired": ServiceToken(
+        AuthSettings(),
+        LEDGER_SERVICE_ID,
+        "ledger",
+        configured=SecretStr(
+            ServiceToken(AuthSettings(token_ttl_seconds=-3600), LEDGER_SERVICE_ID, "ledger")()
+        ),
+    ),
+    "configured, but not a JWT": ServiceToken(
+        AuthSettings(), LEDGER_SERVICE_ID, "ledger", configured=SecretStr("not-a-jwt")
+    ),
+}
+
+
+@pytest.mark.parametrize("why", list(REJECTED_TOKENS))
+def test_a_catalog_rejecting_the_token_is_unavailable_naming_the_settings(
+    catalog_url: str, parties: Parties, why: str
+) -> None:
+    with (
+        closing(HttpCatalog(catalog_url, token=REJECTED_TOKENS[why], backoff=0.01)) as catalog,
+        pytest.raises(CatalogUnavailable) as raised,
+    ):
+        catalog.organizations([UUID(parties.street_office_id)], SIGNED)
+    assert str(raised.value) == (
+        f"the catalog at {catalog_url} refused the ledger's service token (HTTP 401): check "
+        "AUTH_JWT_* and LEDGER_CATALOG_TOKEN; nothing was written"
+    )

@@ -4,21 +4,35 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from jsonschema import Draft202012Validator
 
+from proto.actor import Actor, Role
 from proto.feed import FeedEntry
 from proto.generate import SCHEMA_DIR
 from proto.ledger_events import EVENT_PAYLOADS
 from services.ledger.application import LedgerApplication
+from tests.support.actors import (
+    AUDITOR,
+    CIVIL_AFFAIRS_ID,
+    FINANCE,
+    WUHOU_FINANCE_ID,
+    acting,
+)
 from tests.support.catalog import Parties
 from tests.support.feeds import read_whole_feed
 from tests.support.ledger_api import allocate, deliver, ok, open_budget, sign_contract
 
 pytestmark = pytest.mark.asyncio
+
+# Who tests/support's helpers call as: each signs as "<role>-clerk" unless told otherwise.
+FINANCE_CLERK = Actor(
+    role=Role.FINANCE, organization_id=UUID(WUHOU_FINANCE_ID), subject="finance-clerk"
+)
 
 
 def schema_file(path: Path) -> Draft202012Validator:
@@ -34,7 +48,10 @@ async def test_feed_pages_through_every_event_in_order(
     budget = await open_budget(ledger)
     allocation = await allocate(ledger, budget["id"], "1000.00", parties.street_office_id)
     contract = await sign_contract(ledger, budget["id"], allocation, "500.00", parties)
-    ok(await ledger.post(f"/contracts/{contract['id']}/activation", json={}))
+    # Another account of the same street office: the feed names the account, not just the office.
+    director = acting(Role.STREET, parties.street_office_id, subject="street-director")
+    ok(await ledger.post(f"/contracts/{contract['id']}/activation", json={}, headers=director))
+    await deliver(ledger, contract, "100.00")
 
     entries = await read_whole_feed(ledger)
     assert [e.position for e in entries] == list(range(1, len(entries) + 1))
@@ -47,6 +64,7 @@ async def test_feed_pages_through_every_event_in_order(
         "commitment.made",
         "project.contracted",
         "contract.activated",
+        "delivery.reported",
     ]
     for entry in entries:
         EVENT_PAYLOADS[entry.event_type].model_validate(entry.payload)
@@ -62,19 +80,65 @@ async def test_feed_pages_through_every_event_in_order(
     # Signing is one transaction: its three events carry the same record time.
     assert entries[4].recorded_at == entries[5].recorded_at == entries[6].recorded_at
 
+    # Each entry names who made the change, as that caller's token named it.
+    street = Actor(
+        role=Role.STREET, organization_id=UUID(parties.street_office_id), subject="street-clerk"
+    )
+    assert [e.caused_by for e in entries] == [
+        FINANCE_CLERK,  # budget.opened
+        FINANCE_CLERK,  # allocation.made
+        street,  # project.opened
+        street,  # project.awarded
+        street,  # contract.signed
+        street,  # commitment.made: the budget's event, caused by the street office's signing
+        street,  # project.contracted
+        street.model_copy(update={"subject": "street-director"}),  # contract.activated
+        Actor(  # delivery.reported
+            role=Role.COMMUNITY,
+            organization_id=UUID(parties.community_id),
+            subject="community-clerk",
+        ),
+    ]
+    assert entries[0].model_dump(mode="json")["caused_by"] == {
+        "role": "finance",
+        "organization_id": WUHOU_FINANCE_ID,
+        "subject": "finance-clerk",
+    }
+
 
 async def test_stream_history_of_one_budget(ledger: httpx.AsyncClient) -> None:
     budget = await open_budget(ledger)
     await allocate(ledger, budget["id"], "1000.00")
     history = [
         FeedEntry.model_validate(e)
-        for e in ok(await ledger.get(f"/streams/{budget['id']}/events"), 200)
+        for e in ok(await ledger.get(f"/streams/{budget['id']}/events", headers=AUDITOR), 200)
     ]
     assert [(e.stream_version, e.event_type) for e in history] == [
         (1, "budget.opened"),
         (2, "allocation.made"),
     ]
     assert {str(e.stream_id) for e in history} == {budget["id"]}
+    assert [e.caused_by for e in history] == [FINANCE_CLERK, FINANCE_CLERK]
+
+
+@pytest.mark.parametrize("role", [Role.STREET, Role.COMMUNITY, Role.PROVIDER, Role.CIVIL_AFFAIRS])
+async def test_only_overseers_read_the_whole_feed_and_streams(
+    ledger: httpx.AsyncClient, parties: Parties, role: Role
+) -> None:
+    budget = await open_budget(ledger)
+    party = {
+        Role.STREET: parties.street_office_id,
+        Role.COMMUNITY: parties.community_id,
+        Role.PROVIDER: parties.provider_id,
+    }.get(role, CIVIL_AFFAIRS_ID)
+    caller = acting(role, party)
+    for path in ("/events", f"/streams/{budget['id']}/events"):
+        response = await ledger.get(path, headers=caller)
+        assert response.status_code == 403, (path, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+    # Finance funds the ledger, auditors check it, other services (the notifier) follow it.
+    for overseer in (FINANCE, AUDITOR, acting(Role.SERVICE, uuid4(), "notifier")):
+        assert ok(await ledger.get("/events", headers=overseer), 200)["head"] == 1
 
 
 async def test_beneficiaries_are_never_stored_in_clear(
@@ -83,9 +147,13 @@ async def test_beneficiaries_are_never_stored_in_clear(
     budget = await open_budget(ledger)
     allocation = await allocate(ledger, budget["id"], "1000.00", parties.street_office_id)
     contract = await sign_contract(ledger, budget["id"], allocation, "500.00", parties)
-    ok(await ledger.post(f"/contracts/{contract['id']}/activation", json={}))
+    ok(
+        await ledger.post(
+            f"/contracts/{contract['id']}/activation", json={}, headers=parties.street
+        )
+    )
     identity = "510107195001011234"
-    delivery = await deliver(ledger, contract["id"], "100.00", beneficiaries=[identity])
+    delivery = await deliver(ledger, contract, "100.00", beneficiaries=[identity])
 
     app: LedgerApplication = ledger_app.state.ledger
     stored = app.recorder.select_notifications(start=1, limit=100)

@@ -1,18 +1,26 @@
-"""Every service answers its health checks on its own database, on SQLite and PostgreSQL."""
+"""Every service answers its health checks on its own database, on SQLite and PostgreSQL, to
+anyone; everything else but the community guide needs a valid bearer token."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+from uuid import uuid4
 
+import httpx
 import pytest
 from fastapi import FastAPI
 
+from proto.actor import Role
 from services.catalog.main import create_app as create_catalog
 from services.catalog.settings import CatalogSettings
+from services.common.auth import AuthSettings, mint_token
 from services.ledger.main import create_app as create_ledger
 from services.ledger.settings import LedgerSettings
 from services.notifier.main import create_app as create_notifier
 from services.notifier.settings import NotifierSettings
+from tests.support.actors import CIVIL_AFFAIRS, FINANCE
+from tests.support.catalog import Parties
 from tests.support.inprocess import client_for
 from tests.support.postgres import PostgresServer
 
@@ -27,6 +35,7 @@ SERVICES: dict[str, Callable[[str], FastAPI]] = {
 
 @pytest.mark.parametrize("service", sorted(SERVICES))
 async def test_health_and_readiness(service: str, database_url: str) -> None:
+    # Without a token: probes and load balancers hold none.
     async with client_for(SERVICES[service](database_url)) as client:
         health = await client.get("/healthz")
         ready = await client.get("/readyz")
@@ -71,3 +80,91 @@ async def test_ledger_warns_when_it_runs_on_the_development_key(
     async with client_for(secret):
         pass
     assert "LEDGER_BENEFICIARY_KEY" not in caplog.text
+
+
+def _token(*, secret: str | None = None, audience: str | None = None, ttl_seconds: int) -> str:
+    settings = AuthSettings()
+    return mint_token(
+        secret or settings.jwt_secret.get_secret_value(),
+        role=Role.AUDITOR,
+        organization_id=uuid4(),
+        subject="auditor",
+        audience=audience or settings.jwt_audience,
+        ttl_seconds=ttl_seconds,
+    )
+
+
+def bad_credentials() -> dict[str, tuple[dict[str, str], str]]:
+    """Authorization headers no service accepts, each with the reason it is refused for.
+
+    Minted when asked, so that only the expired token is expired.
+    """
+    # Well past the 30 seconds of clock skew that verification allows.
+    expired = _token(ttl_seconds=-120)
+    # Any secret but the configured one; long enough that the JWT library does not warn.
+    foreign = _token(
+        secret="another-deployment's-secret-which-this-one-never-trusted", ttl_seconds=600
+    )
+    elsewhere = _token(audience="another-system", ttl_seconds=600)
+    missing = "needs an Authorization: Bearer <token> header"
+    return {
+        "no token": ({}, missing),
+        "not a bearer token": ({"Authorization": "Basic dXNlcjpwYXNzd29yZA=="}, missing),
+        "not a JWT": ({"Authorization": "Bearer not-a-jwt"}, "not a JWT"),
+        "expired": ({"Authorization": f"Bearer {expired}"}, "expired"),
+        "signed with another secret": (
+            {"Authorization": f"Bearer {foreign}"},
+            "not signed by a key this service trusts",
+        ),
+        "for another audience": ({"Authorization": f"Bearer {elsewhere}"}, "Audience"),
+    }
+
+
+# Per service: protected requests, and headers of a caller who may make the first of them.
+PROTECTED: dict[str, tuple[list[tuple[str, str]], dict[str, str]]] = {
+    "ledger": ([("GET", "/budgets"), ("GET", "/events"), ("POST", "/budgets")], FINANCE),
+    "catalog": (
+        [("GET", "/items"), ("GET", "/organizations"), ("GET", "/events"), ("POST", "/items")],
+        CIVIL_AFFAIRS,
+    ),
+}
+
+
+@pytest.mark.parametrize("service", sorted(PROTECTED))
+async def test_protected_endpoints_refuse_callers_without_a_valid_token(
+    service: str, tmp_path: Path
+) -> None:
+    requests, allowed = PROTECTED[service]
+    async with client_for(SERVICES[service](f"sqlite:///{tmp_path}/db.sqlite3")) as client:
+        for method, path in requests:
+            for case, (headers, reason) in bad_credentials().items():
+                # A body that is not valid either: an anonymous caller learns nothing from it.
+                body = {"nonsense": True} if method == "POST" else None
+                response = await client.request(method, path, json=body, headers=headers)
+                where = (method, path, case, response.text)
+                assert response.status_code == 401, where
+                assert response.headers["content-type"] == "application/problem+json", where
+                problem = response.json()
+                assert problem["status"] == 401, where
+                assert reason in problem["detail"], where
+                challenge = response.headers["www-authenticate"]
+                assert challenge.startswith('Bearer realm="community-ledger"'), where
+                if "Bearer " in headers.get("Authorization", ""):
+                    assert 'error="invalid_token"' in challenge, where
+        # The same request with a valid token goes through: it was the token that was refused.
+        method, path = requests[0]
+        assert (await client.request(method, path, headers=allowed)).status_code == 200
+
+
+async def test_the_community_guide_needs_no_token(catalog_url: str, parties: Parties) -> None:
+    community = f"/communities/{parties.community_id}"
+    async with httpx.AsyncClient(base_url=catalog_url, trust_env=False, timeout=10) as anonymous:
+        guide = await anonymous.get(f"{community}/guide")
+        page = await anonymous.get(f"{community}/guide", params={"format": "html"})
+        # Only the guide: the community's refusals, next to it, need a caller.
+        refusals = await anonymous.get(f"{community}/refusals")
+    assert guide.status_code == 200, guide.text
+    assert guide.json()["community"]["id"] == parties.community_id
+    assert page.status_code == 200, page.text
+    assert page.headers["content-type"].startswith("text/html")
+    assert refusals.status_code == 401

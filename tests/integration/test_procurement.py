@@ -4,19 +4,34 @@ from __future__ import annotations
 
 import hashlib
 from typing import Any
+from uuid import uuid4
 
 import httpx
 import pytest
 
+from proto.actor import Role
 from proto.ledger_events import EVENT_PAYLOADS
 from proto.money import Money
-from tests.support.catalog import Parties, another_provider
+from tests.support.actors import AUDITOR, acting
+from tests.support.catalog import Parties, another_provider, catalog_client
 from tests.support.feeds import read_whole_feed
 from tests.support.ledger_api import allocate, cny, contract_body, ok, open_budget
 
 pytestmark = pytest.mark.asyncio
 
 PROPOSAL = "c" * 64
+
+
+def provider(provider_id: str) -> dict[str, str]:
+    """Headers for a request made by this provider."""
+    return acting(Role.PROVIDER, provider_id)
+
+
+async def feed_head(ledger: httpx.AsyncClient) -> int:
+    """The last position of the ledger's feed, read by an auditor."""
+    page = ok(await ledger.get("/events", params={"limit": 1}, headers=AUDITOR), 200)
+    head: int = page["head"]
+    return head
 
 
 async def publish(
@@ -44,12 +59,14 @@ async def publish(
                 "occurred_at": "2014-03-31T09:00:00+08:00",
                 **extra,
             },
+            headers=parties.street,
         )
     )
     project = ok(
         await ledger.post(
             f"/projects/{project['id']}/publication",
             json={"occurred_at": "2014-03-31T10:00:00+08:00"},
+            headers=parties.street,
         )
     )
     return budget, allocation, project
@@ -67,6 +84,7 @@ async def apply(
                 "proposal_sha256": PROPOSAL,
                 "occurred_at": f"2014-04-{day:02d}T10:00:00+08:00",
             },
+            headers=provider(provider_id),
         )
     )
     return result
@@ -85,28 +103,50 @@ async def test_a_purchase_from_publication_through_objection_to_contract(
     # The applicant sees its own price; no one else does until the period closes.
     assert first["offered_price"] == cny("380000.00")
     assert first["price"] is None
-    sealed = ok(await ledger.get(f"/projects/{pid}"), 200)
-    assert all(a["price"] is None for a in sealed["applications"])
+    for reader in (parties.street, provider(rivals[0])):
+        sealed = ok(await ledger.get(f"/projects/{pid}", headers=reader), 200)
+        assert all(a["price"] is None for a in sealed["applications"])
     entries = await read_whole_feed(ledger)
     submitted = [e.payload for e in entries if e.event_type == "application.submitted"]
     assert len(submitted) == 3
     assert all("38000000" not in str(p) and "380000.00" not in str(p) for p in submitted)
 
+    # A provider applies only in its own name: nothing is written for the one it names.
+    head = await feed_head(ledger)
+    impersonated = await ledger.post(
+        f"/projects/{pid}/applications",
+        json={
+            "provider_id": parties.provider_id,
+            "price": cny("390000.00"),
+            "proposal_sha256": PROPOSAL,
+            "occurred_at": "2014-04-06T10:00:00+08:00",
+        },
+        headers=provider(rivals[0]),
+    )
+    assert impersonated.status_code == 403
+    assert await feed_head(ledger) == head
+    project = ok(await ledger.get(f"/projects/{pid}", headers=parties.street), 200)
+    assert [a["id"] for a in project["applications"]] == [first["id"], second["id"], third["id"]]
+
+    latecomer = another_provider(catalog_url)
     late = await ledger.post(
         f"/projects/{pid}/applications",
         json={
-            "provider_id": another_provider(catalog_url),
+            "provider_id": latecomer,
             "price": cny("1.00"),
             "proposal_sha256": PROPOSAL,
             "occurred_at": "2014-04-11T10:00:00+08:00",
         },
+        headers=provider(latecomer),
     )
     assert late.status_code == 409
     assert "applications closed at 2014-04-10T17:00:00+08:00" in late.json()["detail"]
 
     closed = ok(
         await ledger.post(
-            f"/projects/{pid}/closure", json={"occurred_at": "2014-04-10T17:00:00+08:00"}
+            f"/projects/{pid}/closure",
+            json={"occurred_at": "2014-04-10T17:00:00+08:00"},
+            headers=parties.street,
         )
     )
     assert sorted(a["price"]["amount"] for a in closed["applications"]) == [
@@ -141,9 +181,29 @@ async def test_a_purchase_from_publication_through_objection_to_contract(
                 ],
                 "occurred_at": "2014-04-11T10:00:00+08:00",
             },
+            headers=parties.street,
         )
     )
     assert evaluated["state"] == "evaluated"
+
+    # Only the purchasing street office awards: not a rival applicant, not another street office.
+    head = await feed_head(ledger)
+    to_rival = {
+        "application_id": second["id"],
+        "publicity_ends_at": "2014-04-13T17:00:00+08:00",
+        "occurred_at": "2014-04-11T11:00:00+08:00",
+    }
+    for usurper in (provider(rivals[0]), acting(Role.STREET, str(uuid4()))):
+        refused = await ledger.post(f"/projects/{pid}/award", json=to_rival, headers=usurper)
+        assert refused.status_code == 403
+    assert await feed_head(ledger) == head
+    still = ok(await ledger.get(f"/projects/{pid}", headers=parties.street), 200)
+    assert (still["state"], still["award"], still["version"]) == (
+        "evaluated",
+        None,
+        evaluated["version"],
+    )
+
     awarded = ok(
         await ledger.post(
             f"/projects/{pid}/award",
@@ -152,6 +212,7 @@ async def test_a_purchase_from_publication_through_objection_to_contract(
                 "publicity_ends_at": "2014-04-13T17:00:00+08:00",
                 "occurred_at": "2014-04-11T12:00:00+08:00",
             },
+            headers=parties.street,
         )
     )
     assert awarded["award"]["provider_id"] == parties.provider_id
@@ -165,11 +226,12 @@ async def test_a_purchase_from_publication_through_objection_to_contract(
                 "text": "the lowest price should have won",
                 "occurred_at": "2014-04-12T09:00:00+08:00",
             },
+            headers=provider(rivals[1]),
         )
     )
     [objection] = objected["objections"]
     body = contract_body(budget["id"], allocation, "380000.00", parties, awarded)
-    blocked = await ledger.post("/contracts", json=body)
+    blocked = await ledger.post("/contracts", json=body, headers=parties.street)
     assert blocked.status_code == 409
     assert "1 objection(s) to project WH-2014-P-017 await an answer" in blocked.json()["detail"]
 
@@ -180,12 +242,13 @@ async def test_a_purchase_from_publication_through_objection_to_contract(
                 "answer": "the panel found the price too low to staff the service; see its reasons",
                 "occurred_at": "2014-04-13T09:00:00+08:00",
             },
+            headers=parties.street,
         )
     )
-    contract = ok(await ledger.post("/contracts", json=body))
+    contract = ok(await ledger.post("/contracts", json=body, headers=parties.street))
     assert contract["project_id"] == pid
     assert contract["value"] == cny("380000.00")
-    project = ok(await ledger.get(f"/projects/{pid}"), 200)
+    project = ok(await ledger.get(f"/projects/{pid}", headers=parties.provider), 200)
     assert (project["state"], project["contract_id"]) == ("contracted", contract["id"])
 
     entries = [e for e in await read_whole_feed(ledger) if str(e.stream_id) == pid]
@@ -213,6 +276,24 @@ async def test_a_purchase_from_publication_through_objection_to_contract(
         "objection.answered",
         "project.contracted",
     ]
+    # Each step names who took it: the street office, or the provider that applied or objected.
+    street = ("street", parties.street_office_id)
+    assert [
+        (e.caused_by.role.value, str(e.caused_by.organization_id)) if e.caused_by else None
+        for e in entries
+    ] == [
+        street,
+        street,
+        ("provider", parties.provider_id),
+        ("provider", rivals[0]),
+        ("provider", rivals[1]),
+        street,
+        street,
+        street,
+        ("provider", rivals[1]),
+        street,
+        street,
+    ]
 
 
 async def test_the_contract_value_follows_the_award_unless_justified(
@@ -221,21 +302,30 @@ async def test_the_contract_value_follows_the_award_unless_justified(
     budget, allocation, project = await publish(ledger, parties)
     pid = project["id"]
     application = await apply(ledger, pid, parties.provider_id, "380000.00", 3)
-    await ledger.post(f"/projects/{pid}/closure", json={"occurred_at": "2014-04-10T17:00:00+08:00"})
-    await ledger.post(
-        f"/projects/{pid}/evaluation",
-        json={
-            "panel": ["panel"],
-            "scores": [
-                {
-                    "application_id": application["id"],
-                    "score": 90,
-                    "acceptable": True,
-                    "reason": "sound",
-                }
-            ],
-            "occurred_at": "2014-04-11T10:00:00+08:00",
-        },
+    ok(
+        await ledger.post(
+            f"/projects/{pid}/closure",
+            json={"occurred_at": "2014-04-10T17:00:00+08:00"},
+            headers=parties.street,
+        )
+    )
+    ok(
+        await ledger.post(
+            f"/projects/{pid}/evaluation",
+            json={
+                "panel": ["panel"],
+                "scores": [
+                    {
+                        "application_id": application["id"],
+                        "score": 90,
+                        "acceptable": True,
+                        "reason": "sound",
+                    }
+                ],
+                "occurred_at": "2014-04-11T10:00:00+08:00",
+            },
+            headers=parties.street,
+        )
     )
     awarded = ok(
         await ledger.post(
@@ -245,13 +335,20 @@ async def test_the_contract_value_follows_the_award_unless_justified(
                 "publicity_ends_at": "2014-04-13T17:00:00+08:00",
                 "occurred_at": "2014-04-11T12:00:00+08:00",
             },
+            headers=parties.street,
         )
     )
     body = contract_body(budget["id"], allocation, "400000.00", parties, awarded)
-    differs = await ledger.post("/contracts", json=body)
+    differs = await ledger.post("/contracts", json=body, headers=parties.street)
     assert differs.status_code == 409
     assert "differs from the award 380,000.00" in differs.json()["detail"]
-    varied = ok(await ledger.post("/contracts", json={**body, "variation": "a second site added"}))
+    varied = ok(
+        await ledger.post(
+            "/contracts",
+            json={**body, "variation": "a second site added"},
+            headers=parties.street,
+        )
+    )
     assert (varied["value"], varied["variation"]) == (cny("400000.00"), "a second site added")
 
 
@@ -260,13 +357,27 @@ async def test_projects_are_listed_by_state_fair_item_and_street_office(
 ) -> None:
     _, _, published = await publish(ledger, parties)
     _, _, shanghai = await publish(ledger, parties, reference="WH-2014-P-200", fair="Shanghai 2014")
+    # A provider may read the call but not cancel it; nothing is written.
+    by_provider = await ledger.post(
+        f"/projects/{shanghai['id']}/cancellation",
+        json={"reason": "not worth it"},
+        headers=parties.provider,
+    )
+    assert by_provider.status_code == 403
+    unchanged = ok(await ledger.get(f"/projects/{shanghai['id']}", headers=parties.provider), 200)
+    assert (unchanged["state"], unchanged["version"]) == ("published", shanghai["version"])
     cancelled = ok(
-        await ledger.post(f"/projects/{shanghai['id']}/cancellation", json={"reason": "merged"})
+        await ledger.post(
+            f"/projects/{shanghai['id']}/cancellation",
+            json={"reason": "merged"},
+            headers=parties.street,
+        )
     )
     assert cancelled["ending_reason"] == "merged"
 
+    # Calls are published: a provider looking for work lists them.
     async def ids(**params: str) -> list[str]:
-        page = ok(await ledger.get("/projects", params=params), 200)
+        page = ok(await ledger.get("/projects", params=params, headers=parties.provider), 200)
         return [p["id"] for p in page["items"]]
 
     assert await ids(fair="Chengdu 2014", purchaser_id=parties.street_office_id) == [
@@ -275,11 +386,19 @@ async def test_projects_are_listed_by_state_fair_item_and_street_office(
     assert await ids(item_id=parties.item_id) == [published["id"], shanghai["id"]]
     assert await ids(item_id=parties.item_id, state="published") == [published["id"]]
     assert await ids(item_id=parties.item_id, state="cancelled") == [shanghai["id"]]
-    page = ok(await ledger.get("/projects", params={"item_id": parties.item_id, "limit": 1}), 200)
+    page = ok(
+        await ledger.get(
+            "/projects",
+            params={"item_id": parties.item_id, "limit": 1},
+            headers=parties.provider,
+        ),
+        200,
+    )
     rest = ok(
         await ledger.get(
             "/projects",
             params={"item_id": parties.item_id, "limit": 1, "cursor": page["next_cursor"]},
+            headers=parties.provider,
         ),
         200,
     )
@@ -291,7 +410,7 @@ async def test_a_filed_organization_cannot_apply_where_only_registered_may(
     ledger: httpx.AsyncClient, parties: Parties, catalog_url: str
 ) -> None:
     _, _, project = await publish(ledger, parties)
-    with httpx.Client(base_url=catalog_url, trust_env=False) as catalog:
+    with catalog_client(catalog_url) as catalog:
         filed = ok(
             catalog.post(
                 "/organizations",
@@ -311,6 +430,7 @@ async def test_a_filed_organization_cannot_apply_where_only_registered_may(
             "proposal_sha256": PROPOSAL,
             "occurred_at": "2014-04-03T10:00:00+08:00",
         },
+        headers=provider(filed["id"]),
     )
     assert refused.status_code == 409
     assert (

@@ -1,13 +1,24 @@
-"""The event store is configured by the ledger's settings alone."""
+"""The event store is configured by the ledger's settings alone, and stores only events someone
+answers for."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from uuid import UUID, uuid4
 
 import pytest
 
+from proto.actor import Actor, Role
 from services.ledger.domain.budget import SourceKind
+from tests.support.actors import AUDIT_OFFICE_ID, WUHOU_FINANCE_ID
 from tests.support.ledger_app import ledger_application
+
+WHEN = datetime(2014, 1, 1, tzinfo=UTC)
+# The callers below the HTTP layer, as a verified token would name them.
+FINANCE_CLERK = Actor(
+    role=Role.FINANCE, organization_id=UUID(WUHOU_FINANCE_ID), subject="finance-clerk"
+)
+AUDITOR = Actor(role=Role.AUDITOR, organization_id=UUID(AUDIT_OFFICE_ID), subject="auditor")
 
 
 @pytest.mark.postgres
@@ -25,6 +36,44 @@ def test_feed_is_kept_whatever_the_environment_says(
             purpose="p",
             title="t",
             sources=[(SourceKind.OTHER, "s", 100)],
-            occurred_at=datetime(2014, 1, 1, tzinfo=UTC),
+            occurred_at=WHEN,
+            by=FINANCE_CLERK,
         )
-        assert [row.position for row, _ in app.feed(after=0, limit=10)] == [1]
+        feed = app.feed(after=0, limit=10, by=AUDITOR)
+        assert [(row.position, row.caused_by) for row, _ in feed] == [(1, FINANCE_CLERK)]
+
+
+def test_events_without_the_actor_who_caused_them_are_refused(
+    database_url: str, catalog_url: str
+) -> None:
+    with ledger_application(database_url, catalog_url) as app:
+        budget, _ = app.open_budget(
+            reference=None,
+            year=2014,
+            purpose="p",
+            title="t",
+            sources=[(SourceKind.OTHER, "s", 100)],
+            occurred_at=WHEN,
+            by=FINANCE_CLERK,
+        )
+        unanswered = app.get_budget(budget.id, by=FINANCE_CLERK)
+        unanswered.allocate(street_office_id=uuid4(), amount_fen=10, occurred_at=WHEN)
+        with pytest.raises(ValueError, match="only with the actor who caused them"):
+            app.save(unanswered)
+        # Nothing of it was stored: neither the event nor a feed position.
+        assert app.get_budget(budget.id, by=FINANCE_CLERK).allocated_fen == 0
+        assert app.reads.head() == 1
+        # The store is none the worse: the next write, with its actor, takes the next position.
+        app.allocate(
+            budget.id,
+            street_office_id=uuid4(),
+            amount_fen=20,
+            occurred_at=WHEN,
+            by=FINANCE_CLERK,
+        )
+        feed = app.feed(after=0, limit=10, by=AUDITOR)
+        assert [(row.position, row.caused_by) for row, _ in feed] == [
+            (1, FINANCE_CLERK),
+            (2, FINANCE_CLERK),
+        ]
+        assert app.get_budget(budget.id, by=FINANCE_CLERK).allocated_fen == 20

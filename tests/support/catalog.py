@@ -8,6 +8,9 @@ from uuid import uuid4
 
 import httpx
 
+from proto.actor import Role
+from tests.support.actors import CIVIL_AFFAIRS, acting
+
 # Before Wuhou's first agreement (2014-04-14), so contracts signed then find them in force.
 SEEDED_AT = "2014-03-31T09:00:00+08:00"
 
@@ -21,6 +24,21 @@ class Parties:
     community_id: str
     provider_id: str
     item_id: str
+
+    @property
+    def street(self) -> dict[str, str]:
+        """Headers for a request made by the street office."""
+        return acting(Role.STREET, self.street_office_id)
+
+    @property
+    def community(self) -> dict[str, str]:
+        """Headers for a request made by the community."""
+        return acting(Role.COMMUNITY, self.community_id)
+
+    @property
+    def provider(self) -> dict[str, str]:
+        """Headers for a request made by the provider."""
+        return acting(Role.PROVIDER, self.provider_id)
 
 
 def _post(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -84,16 +102,21 @@ def register_provider(client: httpx.Client, name: str) -> dict[str, Any]:
     )
 
 
+def catalog_client(catalog_url: str) -> httpx.Client:
+    """A client of the catalog acting as the district civil-affairs bureau."""
+    return httpx.Client(base_url=catalog_url, trust_env=False, timeout=10, headers=CIVIL_AFFAIRS)
+
+
 def another_provider(catalog_url: str) -> str:
     """The id of a further registered provider."""
-    with httpx.Client(base_url=catalog_url, trust_env=False, timeout=10) as client:
+    with catalog_client(catalog_url) as client:
         return str(register_provider(client, f"Provider {uuid4().hex[:6]}")["id"])
 
 
 def seed_parties(catalog_url: str) -> Parties:
     """Fresh catalog records for one contract: every name unique, so tests never collide."""
     tag = uuid4().hex[:6]
-    with httpx.Client(base_url=catalog_url, trust_env=False, timeout=10) as client:
+    with catalog_client(catalog_url) as client:
         bureau = _post(
             client,
             "/organizations",

@@ -7,6 +7,8 @@ from uuid import uuid4
 
 import httpx
 
+from proto.actor import Role
+from tests.support.actors import FINANCE, acting
 from tests.support.catalog import Parties
 
 
@@ -36,7 +38,7 @@ async def open_budget(
         "occurred_at": "2014-01-01T09:00:00+08:00",
         **extra,
     }
-    result: dict[str, Any] = ok(await client.post("/budgets", json=body))
+    result: dict[str, Any] = ok(await client.post("/budgets", json=body, headers=FINANCE))
     return result
 
 
@@ -53,6 +55,7 @@ async def allocate(
         await client.post(
             f"/budgets/{budget_id}/allocations",
             json={"street_office_id": street, "amount": cny(amount), "occurred_at": occurred_at},
+            headers=FINANCE,
         )
     )
     allocation: dict[str, Any] = next(
@@ -70,6 +73,7 @@ async def entrust(
     provider_id: str | None = None,
 ) -> dict[str, Any]:
     """A directly entrusted purchase, awarded: the way Wuhou's first agreement came about."""
+    street = acting(Role.STREET, allocation["street_office_id"])
     project = ok(
         await client.post(
             "/projects",
@@ -85,6 +89,7 @@ async def entrust(
                 "justification": "the center already runs the street's home-care center",
                 "occurred_at": "2014-04-01T09:00:00+08:00",
             },
+            headers=street,
         )
     )
     awarded: dict[str, Any] = ok(
@@ -95,6 +100,7 @@ async def entrust(
                 "price": cny(value),
                 "occurred_at": "2014-04-10T09:00:00+08:00",
             },
+            headers=street,
         )
     )
     return awarded
@@ -138,14 +144,30 @@ async def sign_contract(
     """Entrust the purchase, then sign its contract."""
     project = await entrust(client, budget_id, allocation, value, parties, provider_id)
     body = contract_body(budget_id, allocation, value, parties, project, reference)
-    result: dict[str, Any] = ok(await client.post("/contracts", json=body))
+    street = acting(Role.STREET, allocation["street_office_id"])
+    result: dict[str, Any] = ok(await client.post("/contracts", json=body, headers=street))
     return result
 
 
+def street_of(contract: dict[str, Any]) -> dict[str, str]:
+    """Headers for a request made by the contract's purchasing street office."""
+    return acting(Role.STREET, contract["purchaser_id"])
+
+
+def community_of(contract: dict[str, Any]) -> dict[str, str]:
+    """Headers for a request made by the community that implements the contract."""
+    return acting(Role.COMMUNITY, contract["implementer_id"])
+
+
+def provider_of(contract: dict[str, Any]) -> dict[str, str]:
+    """Headers for a request made by the contract's provider."""
+    return acting(Role.PROVIDER, contract["provider_id"])
+
+
 async def deliver(
-    client: httpx.AsyncClient, contract_id: str, amount: str, **extra: Any
+    client: httpx.AsyncClient, contract: dict[str, Any], amount: str, **extra: Any
 ) -> dict[str, Any]:
-    """A month of home visits reported by the provider."""
+    """A month of home visits, reported by the community that implements the contract."""
     body = {
         "period_start": "2014-05-01",
         "period_end": "2014-05-31",
@@ -157,6 +179,8 @@ async def deliver(
         **extra,
     }
     result: dict[str, Any] = ok(
-        await client.post(f"/contracts/{contract_id}/deliveries", json=body)
+        await client.post(
+            f"/contracts/{contract['id']}/deliveries", json=body, headers=community_of(contract)
+        )
     )
     return result

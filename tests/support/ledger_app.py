@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from uuid import UUID
 
+from services.common.auth import AuthSettings, ServiceToken
 from services.ledger.application import LedgerApplication
 from services.ledger.catalog import HttpCatalog
 from services.ledger.sealing import PriceSealer
@@ -14,7 +16,8 @@ from services.ledger.store.config import eventsourcing_env
 @contextmanager
 def ledger_application(database_url: str, catalog_url: str) -> Iterator[LedgerApplication]:
     """A ledger on `database_url` asking the catalog at `catalog_url`; closed afterwards."""
-    catalog = HttpCatalog(catalog_url)
+    token = ServiceToken(AuthSettings(), UUID(int=0), "ledger-under-test")
+    catalog = HttpCatalog(catalog_url, token=token)
     app = LedgerApplication(
         eventsourcing_env(database_url),
         beneficiary_key=b"test",

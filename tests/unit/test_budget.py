@@ -24,8 +24,12 @@ WHEN = datetime(2014, 3, 31, tzinfo=UTC)
 PUSH_DOWN_FEN = 3_085_000_000  # 30,850,000.00 CNY
 
 
+FINANCE_ID = uuid4()
+
+
 def open_budget(*sources: tuple[SourceKind, str, int]) -> Budget:
     return Budget.open(
+        holder_id=FINANCE_ID,
         year=2014,
         purpose="push-down services",
         title="Wuhou 2014 push-down items",
@@ -56,7 +60,14 @@ def test_opening_refuses_bad_sources(
     sources: list[tuple[SourceKind, str, int]], message: str
 ) -> None:
     with pytest.raises(InvalidCommand, match=message):
-        Budget.open(year=2014, purpose="p", title="t", sources=sources, occurred_at=WHEN)
+        Budget.open(
+            holder_id=FINANCE_ID,
+            year=2014,
+            purpose="p",
+            title="t",
+            sources=sources,
+            occurred_at=WHEN,
+        )
 
 
 def test_allocations_never_exceed_the_appropriation() -> None:

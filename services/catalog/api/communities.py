@@ -13,8 +13,10 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from proto.catalog import CommunityGuide, Organization, Refusal
 from services.catalog.api.deps import AsOf, CatalogDep
 from services.catalog.api.schemas import RefusalCreate
+from services.common.auth import Authenticated, CurrentActor
 from services.common.problems import PROBLEM_RESPONSES
 
+# Not every endpoint here needs a caller: the community service guide is public.
 router = APIRouter(prefix="/communities", tags=["communities"], responses=PROBLEM_RESPONSES)
 
 _templates = Environment(
@@ -51,14 +53,20 @@ def _prefers_html(accept: str) -> bool:
 
 
 @router.post("/{community_id}/refusals", operation_id="refuseTask", status_code=201)
-async def refuse_task(community_id: UUID, body: RefusalCreate, catalog: CatalogDep) -> Refusal:
+async def refuse_task(
+    community_id: UUID, body: RefusalCreate, catalog: CatalogDep, caller: CurrentActor
+) -> Refusal:
     """Record a community's refusal of a task for an item on none of its three lists."""
     return await catalog.refuse_task(
-        community_id, item_id=body.item_id, reason=body.reason, occurred_at=body.occurred_at
+        community_id,
+        item_id=body.item_id,
+        reason=body.reason,
+        occurred_at=body.occurred_at,
+        by=caller,
     )
 
 
-@router.get("/{community_id}/refusals", operation_id="listRefusals")
+@router.get("/{community_id}/refusals", operation_id="listRefusals", dependencies=[Authenticated])
 async def list_refusals(
     community_id: UUID, catalog: CatalogDep, as_of: AsOf = None
 ) -> list[Refusal]:

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Query
 from proto.feed import FeedPage
 from services.catalog.api.deps import CatalogDep
 from services.catalog.api.history import feed_entry
+from services.common.auth import Authenticated
 from services.common.problems import PROBLEM_RESPONSES
 from services.common.wire import MAX_POSITION
 
-router = APIRouter(tags=["events"], responses=PROBLEM_RESPONSES)
+router = APIRouter(dependencies=[Authenticated], tags=["events"], responses=PROBLEM_RESPONSES)
 
 
 @router.get("/events", operation_id="readCatalogFeed")

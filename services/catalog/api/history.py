@@ -32,5 +32,6 @@ def feed_entry(change: StoredChange) -> FeedEntry:
         event_type=change.event_type,
         occurred_at=change.occurred_at,
         recorded_at=change.recorded_at,
+        caused_by=change.caused_by,
         payload=change.record,
     )

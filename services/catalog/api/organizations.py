@@ -10,17 +10,23 @@ from proto.catalog import Change, Organization, OrganizationKind
 from services.catalog.api.deps import AsOf, CatalogDep, Cursor, Ids, Limit
 from services.catalog.api.history import changes
 from services.catalog.api.schemas import OrganizationCreate, OrganizationPage
+from services.common.auth import Authenticated, CurrentActor
 from services.common.http import created, found_again
 from services.common.problems import PROBLEM_RESPONSES
 
-router = APIRouter(prefix="/organizations", tags=["organizations"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    dependencies=[Authenticated],
+    prefix="/organizations",
+    tags=["organizations"],
+    responses=PROBLEM_RESPONSES,
+)
 
 
 @router.post(
     "", operation_id="registerOrganization", status_code=201, responses=found_again(Organization)
 )
 async def register_organization(
-    body: OrganizationCreate, catalog: CatalogDep, response: Response
+    body: OrganizationCreate, catalog: CatalogDep, caller: CurrentActor, response: Response
 ) -> Organization:
     """Register a district bureau, street office, community or provider."""
     organization, is_new = await catalog.register_organization(
@@ -31,6 +37,7 @@ async def register_organization(
         registration=body.registration,
         contact=body.contact,
         occurred_at=body.occurred_at,
+        by=caller,
     )
     created(response, is_new, f"/organizations/{organization.id}")
     return organization

@@ -9,13 +9,21 @@ from fastapi import APIRouter
 from proto.catalog import Platform
 from services.catalog.api.deps import AsOf, CatalogDep, Cursor, Ids, Limit
 from services.catalog.api.schemas import PlatformCreate, PlatformPage
+from services.common.auth import Authenticated, CurrentActor
 from services.common.problems import PROBLEM_RESPONSES
 
-router = APIRouter(prefix="/platforms", tags=["platforms"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    dependencies=[Authenticated],
+    prefix="/platforms",
+    tags=["platforms"],
+    responses=PROBLEM_RESPONSES,
+)
 
 
 @router.post("", operation_id="openPlatform", status_code=201)
-async def open_platform(body: PlatformCreate, catalog: CatalogDep) -> Platform:
+async def open_platform(
+    body: PlatformCreate, catalog: CatalogDep, caller: CurrentActor
+) -> Platform:
     """Open a platform of a community, with the items and providers it hosts."""
     return await catalog.open_platform(
         community_id=body.community_id,
@@ -27,6 +35,7 @@ async def open_platform(body: PlatformCreate, catalog: CatalogDep) -> Platform:
         item_ids=body.item_ids,
         provider_ids=body.provider_ids,
         occurred_at=body.occurred_at,
+        by=caller,
     )
 
 

@@ -18,6 +18,7 @@ from uuid import UUID
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from proto.actor import Actor, Role
 from services.catalog.store.tables import changes, heads
 from services.common.errors import InvalidCommand
 
@@ -37,6 +38,7 @@ class StoredChange:
     occurred_at: datetime
     recorded_at: datetime
     record: dict[str, Any]
+    caused_by: Actor | None = None
 
 
 @dataclass(frozen=True)
@@ -59,14 +61,24 @@ def _stored(row: Any) -> StoredChange:
         occurred_at=row.occurred_at,
         recorded_at=row.recorded_at,
         record=row.record,
+        caused_by=(
+            Actor(
+                role=Role(row.actor_role),
+                organization_id=UUID(row.actor_organization),
+                subject=row.actor_subject,
+            )
+            if row.actor_role
+            else None
+        ),
     )
 
 
 class Writer:
     """A write transaction: read heads, append changes; all or nothing."""
 
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection, caused_by: Actor) -> None:
         self._connection = connection
+        self._caused_by = caused_by
 
     async def head(self, stream_id: UUID) -> StoredChange | None:
         """The latest version of a record, read inside the transaction."""
@@ -127,6 +139,9 @@ class Writer:
                 status=facets.status,
                 code=facets.code,
                 record=record,
+                actor_role=self._caused_by.role.value,
+                actor_organization=str(self._caused_by.organization_id),
+                actor_subject=self._caused_by.subject,
             )
         )
         head_values = {"position": position, "version": version, "occurred_at": occurred_at}
@@ -141,7 +156,15 @@ class Writer:
                 heads.update().where(heads.c.stream_id == str(stream_id)).values(**head_values)
             )
         return StoredChange(
-            position, stream_id, stream_type, version, event_type, occurred_at, recorded_at, record
+            position,
+            stream_id,
+            stream_type,
+            version,
+            event_type,
+            occurred_at,
+            recorded_at,
+            record,
+            self._caused_by,
         )
 
 
@@ -165,14 +188,14 @@ class ChangeStore:
         self._local_lock = asyncio.Lock()
 
     @asynccontextmanager
-    async def writing(self) -> AsyncIterator[Writer]:
-        """One serialized write transaction, committed when the block ends without error."""
+    async def writing(self, caused_by: Actor) -> AsyncIterator[Writer]:
+        """One serialized write transaction by a caller, committed if the block ends cleanly."""
         async with self._local_lock, self._engine.begin() as connection:
             if self._is_postgres:
                 await connection.execute(
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": _WRITE_LOCK_KEY}
                 )
-            yield Writer(connection)
+            yield Writer(connection, caused_by)
 
     async def records(
         self,

@@ -20,6 +20,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from services.common.idempotency import idempotency_keys
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC in and out, on PostgreSQL's timestamptz and on SQLite's text alike."""
@@ -61,6 +63,11 @@ changes = Table(
     # The caller's own code for the record (e.g. a unified social credit code), if any.
     Column("code", String(64)),
     Column("record", JSON, nullable=False),
+    # Who caused the change, from the caller's verified token; empty only on changes recorded
+    # before callers were authenticated (revision 0002 and earlier).
+    Column("actor_role", String(32)),
+    Column("actor_organization", String(36)),
+    Column("actor_subject", String(255)),
     UniqueConstraint("stream_id", "stream_version", name="uq_catalog_changes_stream_version"),
     Index("ix_catalog_changes_type_occurred", "stream_type", "occurred_at"),
     Index("ix_catalog_changes_parent", "parent_id"),
@@ -77,3 +84,6 @@ heads = Table(
     Column("occurred_at", UTCDateTime, nullable=False),
     Index("ix_catalog_heads_type", "stream_type"),
 )
+
+# Idempotency-Key answers live in the catalog's database too, under its migrations (0004).
+idempotency_keys.to_metadata(metadata)

@@ -7,6 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
 
+from services.common.auth import Authenticated, CurrentActor
 from services.common.http import created, found_again
 from services.common.problems import PROBLEM_RESPONSES
 from services.ledger.api.deps import AsOf, Cursor, KnownAt, Ledger, Limit
@@ -21,11 +22,15 @@ from services.ledger.api.schemas import (
 from services.ledger.api.views import budget_view
 from services.ledger.domain.budget import Direction, SourceKind
 
-router = APIRouter(prefix="/budgets", tags=["budgets"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    dependencies=[Authenticated], prefix="/budgets", tags=["budgets"], responses=PROBLEM_RESPONSES
+)
 
 
 @router.post("", operation_id="openBudget", status_code=201, responses=found_again(BudgetRead))
-def open_budget(body: BudgetCreate, ledger: Ledger, response: Response) -> BudgetRead:
+def open_budget(
+    body: BudgetCreate, ledger: Ledger, caller: CurrentActor, response: Response
+) -> BudgetRead:
     """Open a year's budget from its funding sources."""
     budget, is_new = ledger.open_budget(
         reference=body.reference,
@@ -34,6 +39,7 @@ def open_budget(body: BudgetCreate, ledger: Ledger, response: Response) -> Budge
         title=body.title,
         sources=[(SourceKind(s.kind), s.name, s.amount.fen) for s in body.sources],
         occurred_at=body.occurred_at,
+        by=caller,
     )
     created(response, is_new, f"/budgets/{budget.id}")
     return budget_view(budget)
@@ -42,6 +48,7 @@ def open_budget(body: BudgetCreate, ledger: Ledger, response: Response) -> Budge
 @router.get("", operation_id="listBudgets")
 def list_budgets(
     ledger: Ledger,
+    caller: CurrentActor,
     year: Annotated[int | None, Query(ge=1949, le=2200)] = None,
     purpose: str | None = None,
     limit: Limit = 100,
@@ -50,21 +57,23 @@ def list_budgets(
     """List budgets, oldest first."""
     page = ledger.list_budgets(year=year, purpose=purpose, after=cursor, limit=limit)
     return BudgetPage(
-        items=[budget_view(ledger.get_budget(i)) for i in page.ids],
+        items=[budget_view(ledger.get_budget(i, by=caller)) for i in page.ids],
         next_cursor=page.next_cursor,
     )
 
 
 @router.get("/{budget_id}", operation_id="getBudget")
 def get_budget(
-    budget_id: UUID, ledger: Ledger, known_at: KnownAt, as_of: AsOf = None
+    budget_id: UUID, ledger: Ledger, caller: CurrentActor, known_at: KnownAt, as_of: AsOf = None
 ) -> BudgetRead:
     """Read a budget now, as of a business time, or as known at a record time or position."""
-    return budget_view(ledger.get_budget(budget_id, as_of=as_of, known_at=known_at))
+    return budget_view(ledger.get_budget(budget_id, as_of=as_of, known_at=known_at, by=caller))
 
 
 @router.post("/{budget_id}/adjustments", operation_id="adjustBudget", status_code=201)
-def adjust_budget(budget_id: UUID, body: BudgetAdjustmentCreate, ledger: Ledger) -> BudgetRead:
+def adjust_budget(
+    budget_id: UUID, body: BudgetAdjustmentCreate, ledger: Ledger, caller: CurrentActor
+) -> BudgetRead:
     """Raise or lower the appropriation through one funding source, with a reason."""
     budget = ledger.adjust_budget(
         budget_id,
@@ -74,6 +83,7 @@ def adjust_budget(budget_id: UUID, body: BudgetAdjustmentCreate, ledger: Ledger)
         amount_fen=body.amount.fen,
         reason=body.reason,
         occurred_at=body.occurred_at,
+        by=caller,
     )
     return budget_view(budget)
 
@@ -85,7 +95,11 @@ def adjust_budget(budget_id: UUID, body: BudgetAdjustmentCreate, ledger: Ledger)
     responses=found_again(BudgetRead),
 )
 def allocate(
-    budget_id: UUID, body: AllocationCreate, ledger: Ledger, response: Response
+    budget_id: UUID,
+    body: AllocationCreate,
+    ledger: Ledger,
+    caller: CurrentActor,
+    response: Response,
 ) -> BudgetRead:
     """Allocate part of the budget to a street office."""
     budget, allocation, is_new = ledger.allocate(
@@ -93,6 +107,7 @@ def allocate(
         street_office_id=body.street_office_id,
         amount_fen=body.amount.fen,
         occurred_at=body.occurred_at,
+        by=caller,
     )
     created(response, is_new, f"/budgets/{budget.id}#allocation-{allocation.id}")
     return budget_view(budget)
@@ -104,7 +119,11 @@ def allocate(
     status_code=201,
 )
 def adjust_allocation(
-    budget_id: UUID, allocation_id: UUID, body: AllocationAdjustmentCreate, ledger: Ledger
+    budget_id: UUID,
+    allocation_id: UUID,
+    body: AllocationAdjustmentCreate,
+    ledger: Ledger,
+    caller: CurrentActor,
 ) -> BudgetRead:
     """Enlarge or shrink an allocation, with a reason."""
     budget = ledger.adjust_allocation(
@@ -114,5 +133,6 @@ def adjust_allocation(
         amount_fen=body.amount.fen,
         reason=body.reason,
         occurred_at=body.occurred_at,
+        by=caller,
     )
     return budget_view(budget)

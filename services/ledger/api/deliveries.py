@@ -6,6 +6,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response
 
+from services.common.auth import Authenticated, CurrentActor
 from services.common.http import created, found_again
 from services.common.problems import PROBLEM_RESPONSES
 from services.ledger.api.deps import Cursor, Ledger, Limit
@@ -20,7 +21,10 @@ from services.ledger.api.schemas import (
 from services.ledger.api.views import delivery_view
 
 router = APIRouter(
-    prefix="/contracts/{contract_id}/deliveries", tags=["deliveries"], responses=PROBLEM_RESPONSES
+    dependencies=[Authenticated],
+    prefix="/contracts/{contract_id}/deliveries",
+    tags=["deliveries"],
+    responses=PROBLEM_RESPONSES,
 )
 
 
@@ -28,7 +32,11 @@ router = APIRouter(
     "", operation_id="reportDelivery", status_code=201, responses=found_again(DeliveryRead)
 )
 def report_delivery(
-    contract_id: UUID, body: DeliveryCreate, ledger: Ledger, response: Response
+    contract_id: UUID,
+    body: DeliveryCreate,
+    ledger: Ledger,
+    caller: CurrentActor,
+    response: Response,
 ) -> DeliveryRead:
     """Report service delivered under an active contract."""
     contract, delivery, is_new = ledger.report_delivery(
@@ -43,6 +51,7 @@ def report_delivery(
         beneficiaries=body.beneficiaries,
         description=body.description,
         occurred_at=body.occurred_at,
+        by=caller,
     )
     created(response, is_new, f"/contracts/{contract.id}/deliveries/{delivery.id}")
     return delivery_view(contract.id, delivery)
@@ -50,10 +59,10 @@ def report_delivery(
 
 @router.get("", operation_id="listDeliveries")
 def list_deliveries(
-    contract_id: UUID, ledger: Ledger, limit: Limit = 100, cursor: Cursor = 0
+    contract_id: UUID, ledger: Ledger, caller: CurrentActor, limit: Limit = 100, cursor: Cursor = 0
 ) -> DeliveryPage:
     """List a contract's deliveries in the order reported."""
-    deliveries = list(ledger.get_contract(contract_id).deliveries.values())
+    deliveries = list(ledger.get_contract(contract_id, by=caller).deliveries.values())
     page = deliveries[cursor : cursor + limit]
     more = cursor + limit < len(deliveries)
     return DeliveryPage(
@@ -63,14 +72,22 @@ def list_deliveries(
 
 
 @router.get("/{delivery_id}", operation_id="getDelivery")
-def get_delivery(contract_id: UUID, delivery_id: UUID, ledger: Ledger) -> DeliveryRead:
+def get_delivery(
+    contract_id: UUID, delivery_id: UUID, ledger: Ledger, caller: CurrentActor
+) -> DeliveryRead:
     """Read one delivery."""
-    return delivery_view(contract_id, ledger.get_contract(contract_id).delivery(delivery_id))
+    return delivery_view(
+        contract_id, ledger.get_contract(contract_id, by=caller).delivery(delivery_id)
+    )
 
 
 @router.post("/{delivery_id}/acceptance", operation_id="acceptDelivery", status_code=201)
 def accept_delivery(
-    contract_id: UUID, delivery_id: UUID, body: DeliveryAcceptance, ledger: Ledger
+    contract_id: UUID,
+    delivery_id: UUID,
+    body: DeliveryAcceptance,
+    ledger: Ledger,
+    caller: CurrentActor,
 ) -> DeliveryRead:
     """Accept a delivery, in full or in part."""
     contract, delivery = ledger.accept_delivery(
@@ -80,13 +97,18 @@ def accept_delivery(
         score=body.score,
         note=body.note,
         occurred_at=body.occurred_at,
+        by=caller,
     )
     return delivery_view(contract.id, delivery)
 
 
 @router.post("/{delivery_id}/rejection", operation_id="rejectDelivery", status_code=201)
 def reject_delivery(
-    contract_id: UUID, delivery_id: UUID, body: DeliveryRejection, ledger: Ledger
+    contract_id: UUID,
+    delivery_id: UUID,
+    body: DeliveryRejection,
+    ledger: Ledger,
+    caller: CurrentActor,
 ) -> DeliveryRead:
     """Reject a delivery, with a reason."""
     contract, delivery = ledger.reject_delivery(
@@ -95,6 +117,7 @@ def reject_delivery(
         reason=body.reason,
         score=body.score,
         occurred_at=body.occurred_at,
+        by=caller,
     )
     return delivery_view(contract.id, delivery)
 
@@ -103,10 +126,14 @@ def reject_delivery(
     "/{delivery_id}/acceptance-reversal", operation_id="reverseAcceptance", status_code=201
 )
 def reverse_acceptance(
-    contract_id: UUID, delivery_id: UUID, body: AcceptanceReversal, ledger: Ledger
+    contract_id: UUID,
+    delivery_id: UUID,
+    body: AcceptanceReversal,
+    ledger: Ledger,
+    caller: CurrentActor,
 ) -> DeliveryRead:
     """Correct a mistaken acceptance, with a reason."""
     contract, delivery = ledger.reverse_acceptance(
-        contract_id, delivery_id, reason=body.reason, occurred_at=body.occurred_at
+        contract_id, delivery_id, reason=body.reason, occurred_at=body.occurred_at, by=caller
     )
     return delivery_view(contract.id, delivery)

@@ -8,17 +8,19 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 
 from proto.feed import FeedEntry, FeedPage
+from services.common.auth import Authenticated, CurrentActor
 from services.common.problems import PROBLEM_RESPONSES
 from services.common.wire import MAX_POSITION
 from services.ledger.api.deps import Ledger
 from services.ledger.feed import feed_entry
 
-router = APIRouter(tags=["events"], responses=PROBLEM_RESPONSES)
+router = APIRouter(dependencies=[Authenticated], tags=["events"], responses=PROBLEM_RESPONSES)
 
 
 @router.get("/events", operation_id="readFeed")
 def read_feed(
     ledger: Ledger,
+    caller: CurrentActor,
     after: Annotated[
         int, Query(ge=0, le=MAX_POSITION, description="Return entries after this position")
     ] = 0,
@@ -26,11 +28,13 @@ def read_feed(
 ) -> FeedPage:
     """Every event in commit order, with dense positions."""
     head = ledger.reads.head()
-    entries = [feed_entry(row, event) for row, event in ledger.feed(after=after, limit=limit)]
+    entries = [
+        feed_entry(row, event) for row, event in ledger.feed(after=after, limit=limit, by=caller)
+    ]
     return FeedPage.of(entries, after=after, head=head)
 
 
 @router.get("/streams/{stream_id}/events", operation_id="readStream")
-def read_stream(stream_id: UUID, ledger: Ledger) -> list[FeedEntry]:
+def read_stream(stream_id: UUID, ledger: Ledger, caller: CurrentActor) -> list[FeedEntry]:
     """One aggregate's whole history, in version order."""
-    return [feed_entry(row, event) for row, event in ledger.stream_history(stream_id)]
+    return [feed_entry(row, event) for row, event in ledger.stream_history(stream_id, by=caller)]

@@ -7,6 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response
 
+from services.common.auth import Authenticated, CurrentActor
 from services.common.http import created, found_again
 from services.common.problems import PROBLEM_RESPONSES
 from services.ledger.api.deps import Cursor, Ledger, Limit
@@ -14,13 +15,16 @@ from services.ledger.api.schemas import PaymentCreate, PaymentPage, PaymentRead,
 from services.ledger.api.views import payment_view
 
 router = APIRouter(
-    prefix="/contracts/{contract_id}/payments", tags=["payments"], responses=PROBLEM_RESPONSES
+    dependencies=[Authenticated],
+    prefix="/contracts/{contract_id}/payments",
+    tags=["payments"],
+    responses=PROBLEM_RESPONSES,
 )
 
 
 @router.post("", operation_id="recordPayment", status_code=201, responses=found_again(PaymentRead))
 def record_payment(
-    contract_id: UUID, body: PaymentCreate, ledger: Ledger, response: Response
+    contract_id: UUID, body: PaymentCreate, ledger: Ledger, caller: CurrentActor, response: Response
 ) -> PaymentRead:
     """Record a payment; the same treasury reference again returns the first payment."""
     contract, payment, is_new = ledger.record_payment(
@@ -28,6 +32,7 @@ def record_payment(
         reference=body.reference,
         amount_fen=body.amount.fen,
         occurred_at=body.occurred_at,
+        by=caller,
     )
     created(
         response, is_new, f"/contracts/{contract.id}/payments/{quote(payment.reference, safe='')}"
@@ -37,10 +42,10 @@ def record_payment(
 
 @router.get("", operation_id="listPayments")
 def list_payments(
-    contract_id: UUID, ledger: Ledger, limit: Limit = 100, cursor: Cursor = 0
+    contract_id: UUID, ledger: Ledger, caller: CurrentActor, limit: Limit = 100, cursor: Cursor = 0
 ) -> PaymentPage:
     """List a contract's payments in the order recorded."""
-    payments = list(ledger.get_contract(contract_id).payments.values())
+    payments = list(ledger.get_contract(contract_id, by=caller).payments.values())
     page = payments[cursor : cursor + limit]
     more = cursor + limit < len(payments)
     return PaymentPage(
@@ -50,17 +55,19 @@ def list_payments(
 
 
 @router.get("/{reference}", operation_id="getPayment")
-def get_payment(contract_id: UUID, reference: str, ledger: Ledger) -> PaymentRead:
+def get_payment(
+    contract_id: UUID, reference: str, ledger: Ledger, caller: CurrentActor
+) -> PaymentRead:
     """Read one payment by its treasury reference."""
-    return payment_view(contract_id, ledger.get_contract(contract_id).payment(reference))
+    return payment_view(contract_id, ledger.get_contract(contract_id, by=caller).payment(reference))
 
 
 @router.post("/{reference}/reversal", operation_id="reversePayment", status_code=201)
 def reverse_payment(
-    contract_id: UUID, reference: str, body: PaymentReversal, ledger: Ledger
+    contract_id: UUID, reference: str, body: PaymentReversal, ledger: Ledger, caller: CurrentActor
 ) -> PaymentRead:
     """Reverse a payment, with a reason; the original stays on record."""
     contract, payment = ledger.reverse_payment(
-        contract_id, reference, reason=body.reason, occurred_at=body.occurred_at
+        contract_id, reference, reason=body.reason, occurred_at=body.occurred_at, by=caller
     )
     return payment_view(contract.id, payment)

@@ -94,6 +94,7 @@ class AllocationRead(BaseModel):
 class BudgetRead(BaseModel):
     id: UUID
     version: int
+    holder_id: UUID = Field(description="The finance bureau that holds the budget")
     reference: str | None
     year: int
     purpose: str

@@ -24,6 +24,7 @@ def budget_view(budget: Budget) -> BudgetRead:
     return BudgetRead(
         id=budget.id,
         version=budget.version,
+        holder_id=budget.holder_id,
         reference=budget.reference,
         year=budget.year,
         purpose=budget.purpose,

@@ -13,6 +13,9 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 from eventsourcing.utils import Environment, EnvType
 
+from proto.actor import Actor, Role
+from services.common.permissions import require_role
+from services.ledger.application.access import OVERSEERS, require_party, require_visible, sees
 from services.ledger.catalog import CatalogReader
 from services.ledger.domain.budget import Budget
 from services.ledger.domain.errors import ConcurrentWrite, NotFound, ReferenceConflict
@@ -50,6 +53,16 @@ class Page:
 KnownAt = int | datetime
 
 
+def _kind(cls: type[Aggregate]) -> str:
+    return STREAM_TYPES.get(cls.__name__, cls.__name__.lower())
+
+
+def _named(aggregate: Aggregate, by: Actor) -> str:
+    # Naming the id of a record the caller may not see would let it probe others' records.
+    kind = _kind(type(aggregate))
+    return f"{kind} {aggregate.id}" if sees(by, aggregate) else f"another {kind}"
+
+
 class LedgerBase(Application[UUID]):
     """The event store, its reads, and the plumbing every use case shares."""
 
@@ -77,14 +90,16 @@ class LedgerBase(Application[UUID]):
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
 
-    def feed(self, *, after: int, limit: int) -> list[tuple[FeedRow, Any]]:
+    def feed(self, *, after: int, limit: int, by: Actor) -> list[tuple[FeedRow, Any]]:
         """Feed entries after a position, each with its decoded domain event."""
+        require_role(by, OVERSEERS, "read the whole ledger's feed")
         return [
             (row, self.mapper.to_domain_event(row.event)) for row in self.reads.feed(after, limit)
         ]
 
-    def stream_history(self, stream_id: UUID) -> list[tuple[FeedRow, Any]]:
+    def stream_history(self, stream_id: UUID, *, by: Actor) -> list[tuple[FeedRow, Any]]:
         """Every event of one aggregate, with feed positions."""
+        require_role(by, OVERSEERS, "read event streams")
         rows = self.reads.stream(stream_id)
         if not rows:
             raise NotFound(f"no stream {stream_id}")
@@ -98,7 +113,7 @@ class LedgerBase(Application[UUID]):
         as_of: datetime | None = None,
         known_at: KnownAt | None = None,
     ) -> A:
-        kind = STREAM_TYPES.get(cls.__name__, cls.__name__.lower())
+        kind = _kind(cls)
         version: int | None = None
         if known_at is not None:
             position = (
@@ -119,18 +134,49 @@ class LedgerBase(Application[UUID]):
             raise NotFound(f"no {kind} {aggregate_id}")
         return aggregate
 
+    def _read(
+        self,
+        cls: type[A],
+        aggregate_id: UUID,
+        by: Actor,
+        *,
+        as_of: datetime | None = None,
+        known_at: KnownAt | None = None,
+    ) -> A:
+        """An aggregate the caller may see; 404, as if missing, for one it may not."""
+        aggregate = self._get(cls, aggregate_id, as_of=as_of, known_at=known_at)
+        require_visible(by, aggregate, f"{_kind(cls)} {aggregate_id}")
+        return aggregate
+
+    def _for(
+        self, cls: type[A], aggregate_id: UUID, by: Actor, roles: Sequence[Role], doing: str
+    ) -> A:
+        """An aggregate to change, if the caller is its party in one of `roles` (else 404/403)."""
+        aggregate = self._get(cls, aggregate_id)
+        require_party(by, aggregate, roles, f"{_kind(cls)} {aggregate_id}", doing)
+        return aggregate
+
     def _by_reference(self, cls: type[A], scope: str, reference: str) -> A | None:
         stream_id = self.reads.referenced_stream(scope, reference)
         return None if stream_id is None else self._get(cls, stream_id)
 
     @staticmethod
-    def _same_or_conflict(existing: A, same: bool, scope: str, reference: str) -> tuple[A, bool]:
+    def _same_or_conflict(
+        existing: A, same: bool, scope: str, reference: str, by: Actor
+    ) -> tuple[A, bool]:
         if not same:
             raise ReferenceConflict(
-                f"{scope} reference {reference!r} is already used by {scope} {existing.id}, "
+                f"{scope} reference {reference!r} is already used by {_named(existing, by)}, "
                 "with different terms"
             )
         return existing, False
+
+    def _stream_named(self, stream_id: UUID, by: Actor) -> str:
+        """A stream as the caller may learn of it: by id if it may see it, else by kind only."""
+        try:
+            return _named(self.repository.get(stream_id), by)
+        except AggregateNotFoundError:
+            return "another record"
 
     def _page(
         self,
@@ -156,7 +202,7 @@ class LedgerBase(Application[UUID]):
         found = found[:limit]
         return Page([stream_id for _, stream_id in found], found[-1][0] if more else None)
 
-    def _treasury_reference_is_ours(self, reference: str, holder_id: UUID) -> bool:
+    def _treasury_reference_is_ours(self, reference: str, holder_id: UUID, by: Actor) -> bool:
         """Whether this contract or grant already recorded the treasury payout; 409 if another did.
 
         A treasury reference names one payout, whether a contract's payment or a grant's tranche,
@@ -167,7 +213,8 @@ class LedgerBase(Application[UUID]):
             return False
         if holder != holder_id:
             raise ReferenceConflict(
-                f"treasury reference {reference!r} is already recorded on {holder}"
+                f"treasury reference {reference!r} is already recorded on "
+                f"{self._stream_named(holder, by)}"
             )
         return True
 
@@ -179,10 +226,12 @@ class LedgerBase(Application[UUID]):
         amount_fen: int,
         reason: str,
         occurred_at: datetime,
+        *,
+        caused_by: Actor,
     ) -> None:
         """Save a contract or grant that gives back part of its commitment, with its budget."""
         if amount_fen == 0:
-            self._save(holder)
+            self._save(holder, caused_by=caused_by)
             return
         budget = self._get(Budget, budget_id)
         budget.release(
@@ -192,23 +241,24 @@ class LedgerBase(Application[UUID]):
             reason=reason,
             occurred_at=occurred_at,
         )
-        self._save(holder, budget)
+        self._save(holder, budget, caused_by=caused_by)
 
     def _save(
         self,
         *aggregates: Aggregate,
+        caused_by: Actor,
         references: Sequence[ReferenceClaim] = (),
         streams: Sequence[StreamEntry] = (),
     ) -> None:
         try:
-            self.save(*aggregates, references=references, streams=streams)
+            self.save(*aggregates, references=references, streams=streams, caused_by=caused_by)
         except IntegrityError:
             for claim in references:
                 holder = self.reads.referenced_stream(claim.scope, claim.reference)
                 if holder is not None:
                     raise ReferenceConflict(
                         f"{claim.scope} reference {claim.reference!r} was just used by "
-                        f"{holder}; retry to get it"
+                        f"{self._stream_named(holder, caused_by)}; retry to get it"
                     ) from None
             names = ", ".join(f"{type(a).__name__.lower()} {a.id}" for a in aggregates)
             raise ConcurrentWrite(

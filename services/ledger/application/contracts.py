@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from uuid import UUID
 
+from proto.actor import Actor, Role
+from services.common.permissions import require_acting_for
+from services.ledger.application.access import scoped
 from services.ledger.application.base import KnownAt, LedgerBase, Page
 from services.ledger.domain.budget import Budget, CommitmentKind
 from services.ledger.domain.contract import Contract
@@ -12,6 +15,13 @@ from services.ledger.domain.eligibility import check_contract_parties
 from services.ledger.domain.errors import ReferenceConflict
 from services.ledger.domain.procurement import PurchaseProject
 from services.ledger.store.recorders import ReferenceClaim, StreamEntry
+
+# Which indexed fact holds the caller's organization when it is party to a contract.
+CONTRACT_PARTY_FACTS = {
+    Role.STREET: "purchaser_id",
+    Role.COMMUNITY: "implementer_id",
+    Role.PROVIDER: "provider_id",
+}
 
 
 class ContractUseCases(LedgerBase):
@@ -34,8 +44,10 @@ class ContractUseCases(LedgerBase):
         period_start: date,
         period_end: date,
         occurred_at: datetime,
+        by: Actor,
     ) -> tuple[Contract, bool]:
         """Record a signed contract and commit its value against the budget allocation."""
+        require_acting_for(by, Role.STREET, purchaser_id, "sign contracts")
         existing = self._by_reference(Contract, "contract", reference)
         if existing is not None:
             same = (
@@ -55,7 +67,7 @@ class ContractUseCases(LedgerBase):
                 provider_id,
                 value_fen,
             )
-            return self._same_or_conflict(existing, same, "contract", reference)
+            return self._same_or_conflict(existing, same, "contract", reference, by)
         budget = self._get(Budget, budget_id)
         allocation = budget.allocation(allocation_id)
         if allocation.street_office_id != purchaser_id:
@@ -132,19 +144,20 @@ class ContractUseCases(LedgerBase):
             project,
             references=[ReferenceClaim("contract", reference, contract.id)],
             streams=[StreamEntry(contract.id, "contract", facts)],
+            caused_by=by,
         )
         return contract, True
 
-    def activate_contract(self, contract_id: UUID, *, occurred_at: datetime) -> Contract:
+    def activate_contract(self, contract_id: UUID, *, occurred_at: datetime, by: Actor) -> Contract:
         """Start a signed contract's service."""
-        contract = self._get(Contract, contract_id)
+        contract = self._for(Contract, contract_id, by, (Role.STREET,), "activate this contract")
         contract.activate(occurred_at=occurred_at)
-        self._save(contract)
+        self._save(contract, caused_by=by)
         return contract
 
-    def complete_contract(self, contract_id: UUID, *, occurred_at: datetime) -> Contract:
+    def complete_contract(self, contract_id: UUID, *, occurred_at: datetime, by: Actor) -> Contract:
         """Close a fulfilled contract and release its unspent value to the allocation."""
-        contract = self._get(Contract, contract_id)
+        contract = self._for(Contract, contract_id, by, (Role.STREET,), "complete this contract")
         unspent = contract.complete(occurred_at=occurred_at)
         self._save_releasing(
             contract,
@@ -153,14 +166,15 @@ class ContractUseCases(LedgerBase):
             unspent,
             "contract completed",
             occurred_at,
+            caused_by=by,
         )
         return contract
 
     def terminate_contract(
-        self, contract_id: UUID, *, reason: str, occurred_at: datetime
+        self, contract_id: UUID, *, reason: str, occurred_at: datetime, by: Actor
     ) -> Contract:
         """End a contract early, with a reason, releasing its unspent value."""
-        contract = self._get(Contract, contract_id)
+        contract = self._for(Contract, contract_id, by, (Role.STREET,), "terminate this contract")
         unspent = contract.terminate(reason=reason, occurred_at=occurred_at)
         self._save_releasing(
             contract,
@@ -169,14 +183,20 @@ class ContractUseCases(LedgerBase):
             unspent,
             f"contract terminated: {reason}",
             occurred_at,
+            caused_by=by,
         )
         return contract
 
     def get_contract(
-        self, contract_id: UUID, *, as_of: datetime | None = None, known_at: KnownAt | None = None
+        self,
+        contract_id: UUID,
+        *,
+        by: Actor,
+        as_of: datetime | None = None,
+        known_at: KnownAt | None = None,
     ) -> Contract:
-        """A contract now, as of a business time, and/or as known at a record time."""
-        return self._get(Contract, contract_id, as_of=as_of, known_at=known_at)
+        """A contract its caller may see, now, as of a business time, or as known at a time."""
+        return self._read(Contract, contract_id, by, as_of=as_of, known_at=known_at)
 
     def list_contracts(
         self,
@@ -187,8 +207,9 @@ class ContractUseCases(LedgerBase):
         provider_id: UUID | None,
         after: int,
         limit: int,
+        by: Actor,
     ) -> Page:
-        """Contracts, oldest first, filtered by budget and parties."""
+        """Contracts the caller may see, oldest first, filtered by budget and parties."""
         given = {
             "budget_id": budget_id,
             "purchaser_id": purchaser_id,
@@ -196,4 +217,7 @@ class ContractUseCases(LedgerBase):
             "provider_id": provider_id,
         }
         facts: dict[str, str | int] = {k: str(v) for k, v in given.items() if v is not None}
-        return self._page("contract", facts, after, limit)
+        visible = scoped(by, facts, CONTRACT_PARTY_FACTS, "contracts")
+        if visible is None:
+            return Page([], None)
+        return self._page("contract", visible, after, limit)

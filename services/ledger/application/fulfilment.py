@@ -7,6 +7,7 @@ import hmac
 from datetime import date, datetime
 from uuid import UUID
 
+from proto.actor import Actor, Role
 from services.ledger.application.base import TREASURY_SCOPE, LedgerBase
 from services.ledger.domain.contract import Contract, Delivery, Payment
 from services.ledger.domain.errors import ReferenceConflict
@@ -30,9 +31,16 @@ class FulfilmentUseCases(LedgerBase):
         beneficiaries: list[str],
         description: str,
         occurred_at: datetime,
+        by: Actor,
     ) -> tuple[Contract, Delivery, bool]:
         """Record delivered service; beneficiaries are kept only as keyed digests."""
-        contract = self._get(Contract, contract_id)
+        contract = self._for(
+            Contract,
+            contract_id,
+            by,
+            (Role.COMMUNITY, Role.PROVIDER),
+            "record deliveries on this contract",
+        )
         digests = [self.beneficiary_digest(b) for b in beneficiaries]
         if reference is not None:
             same_ref = [d for d in contract.deliveries.values() if d.reference == reference]
@@ -62,7 +70,7 @@ class FulfilmentUseCases(LedgerBase):
             description=description,
             occurred_at=occurred_at,
         )
-        self._save(contract)
+        self._save(contract, caused_by=by)
         return contract, delivery, True
 
     def beneficiary_digest(self, identity: str) -> str:
@@ -82,9 +90,10 @@ class FulfilmentUseCases(LedgerBase):
         score: int | None,
         note: str,
         occurred_at: datetime,
+        by: Actor,
     ) -> tuple[Contract, Delivery]:
         """Accept a delivery in full or in part."""
-        contract = self._get(Contract, contract_id)
+        contract = self._for(Contract, contract_id, by, (Role.STREET,), "accept deliveries")
         contract.accept_delivery(
             delivery_id=delivery_id,
             amount_fen=amount_fen,
@@ -92,7 +101,7 @@ class FulfilmentUseCases(LedgerBase):
             note=note,
             occurred_at=occurred_at,
         )
-        self._save(contract)
+        self._save(contract, caused_by=by)
         return contract, contract.delivery(delivery_id)
 
     def reject_delivery(
@@ -103,48 +112,64 @@ class FulfilmentUseCases(LedgerBase):
         reason: str,
         score: int | None,
         occurred_at: datetime,
+        by: Actor,
     ) -> tuple[Contract, Delivery]:
         """Reject a delivery, with a reason."""
-        contract = self._get(Contract, contract_id)
+        contract = self._for(Contract, contract_id, by, (Role.STREET,), "reject deliveries")
         contract.reject_delivery(
             delivery_id=delivery_id, reason=reason, score=score, occurred_at=occurred_at
         )
-        self._save(contract)
+        self._save(contract, caused_by=by)
         return contract, contract.delivery(delivery_id)
 
     def reverse_acceptance(
-        self, contract_id: UUID, delivery_id: UUID, *, reason: str, occurred_at: datetime
+        self,
+        contract_id: UUID,
+        delivery_id: UUID,
+        *,
+        reason: str,
+        occurred_at: datetime,
+        by: Actor,
     ) -> tuple[Contract, Delivery]:
         """Correct a mistaken acceptance, with a reason."""
-        contract = self._get(Contract, contract_id)
+        contract = self._for(Contract, contract_id, by, (Role.STREET,), "reverse acceptances")
         contract.reverse_acceptance(delivery_id=delivery_id, reason=reason, occurred_at=occurred_at)
-        self._save(contract)
+        self._save(contract, caused_by=by)
         return contract, contract.delivery(delivery_id)
 
     def record_payment(
-        self, contract_id: UUID, *, reference: str, amount_fen: int, occurred_at: datetime
+        self,
+        contract_id: UUID,
+        *,
+        reference: str,
+        amount_fen: int,
+        occurred_at: datetime,
+        by: Actor,
     ) -> tuple[Contract, Payment, bool]:
         """Record a treasury payment; the same treasury reference twice is the same payment."""
-        if self._treasury_reference_is_ours(reference, contract_id):
-            contract = self._get(Contract, contract_id)
+        contract = self._for(Contract, contract_id, by, (Role.STREET,), "record payments")
+        if self._treasury_reference_is_ours(reference, contract_id, by):
             payment = contract.payment(reference)
             if payment.amount_fen != amount_fen:
                 raise ReferenceConflict(
                     f"treasury reference {reference!r} is already a payment of a different amount"
                 )
             return contract, payment, False
-        contract = self._get(Contract, contract_id)
         payment = contract.record_payment(
             reference=reference, amount_fen=amount_fen, occurred_at=occurred_at
         )
-        self._save(contract, references=[ReferenceClaim(TREASURY_SCOPE, reference, contract_id)])
+        self._save(
+            contract,
+            references=[ReferenceClaim(TREASURY_SCOPE, reference, contract_id)],
+            caused_by=by,
+        )
         return contract, payment, True
 
     def reverse_payment(
-        self, contract_id: UUID, reference: str, *, reason: str, occurred_at: datetime
+        self, contract_id: UUID, reference: str, *, reason: str, occurred_at: datetime, by: Actor
     ) -> tuple[Contract, Payment]:
         """Correct a payment, with a reason; the original stays on record."""
-        contract = self._get(Contract, contract_id)
+        contract = self._for(Contract, contract_id, by, (Role.STREET,), "reverse payments")
         contract.reverse_payment(reference=reference, reason=reason, occurred_at=occurred_at)
-        self._save(contract)
+        self._save(contract, caused_by=by)
         return contract, contract.payment(reference)

@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID, uuid4
 
+from proto.actor import Actor, Role
 from proto.catalog import OrganizationKind
+from services.common.errors import Forbidden
+from services.common.permissions import require_acting_for
 from services.ledger.application.base import KnownAt, LedgerBase, Page
 from services.ledger.domain.budget import Budget
 from services.ledger.domain.eligibility import require_admitted, require_party, require_provider
@@ -41,8 +44,10 @@ class ProcurementUseCases(LedgerBase):
         fair: str | None,
         justification: str | None,
         occurred_at: datetime,
+        by: Actor,
     ) -> tuple[PurchaseProject, bool]:
         """Draft a purchase project for admitted items; a known reference finds it."""
+        require_acting_for(by, Role.STREET, purchaser_id, "open purchase projects")
         existing = self._by_reference(PurchaseProject, "project", reference)
         if existing is not None:
             same = (existing.budget_id, existing.allocation_id, existing.item_ids) == (
@@ -50,7 +55,7 @@ class ProcurementUseCases(LedgerBase):
                 allocation_id,
                 item_ids,
             )
-            return self._same_or_conflict(existing, same, "project", reference)
+            return self._same_or_conflict(existing, same, "project", reference, by)
         allocation = self._get(Budget, budget_id).allocation(allocation_id)
         if allocation.street_office_id != purchaser_id:
             raise ReferenceConflict(
@@ -92,14 +97,17 @@ class ProcurementUseCases(LedgerBase):
                     tags=tags,
                 )
             ],
+            caused_by=by,
         )
         return project, True
 
-    def publish_project(self, project_id: UUID, *, occurred_at: datetime) -> PurchaseProject:
+    def publish_project(
+        self, project_id: UUID, *, occurred_at: datetime, by: Actor
+    ) -> PurchaseProject:
         """Publish a drafted project: its application period is announced."""
-        project = self._get(PurchaseProject, project_id)
+        project = self._for(PurchaseProject, project_id, by, (Role.STREET,), "publish this project")
         project.publish(occurred_at=occurred_at)
-        self._save(project)
+        self._save(project, caused_by=by)
         return project
 
     def apply_to_project(
@@ -110,9 +118,11 @@ class ProcurementUseCases(LedgerBase):
         price_fen: int,
         proposal_sha256: str,
         occurred_at: datetime,
+        by: Actor,
     ) -> tuple[PurchaseProject, Application]:
         """A provider applies; its price is sealed until the period closes."""
-        project = self._get(PurchaseProject, project_id)
+        require_acting_for(by, Role.PROVIDER, provider_id, "apply to projects")
+        project = self._read(PurchaseProject, project_id, by)
         if price_fen <= 0:
             raise InvalidCommand("an offered price must be more than 0.00")
         provider = require_provider(
@@ -130,23 +140,36 @@ class ProcurementUseCases(LedgerBase):
             sealed_price=sealed.sealed,
             occurred_at=occurred_at,
         )
-        self._save(project)
+        self._save(project, caused_by=by)
         return project, application
 
     def withdraw_application(
-        self, project_id: UUID, application_id: UUID, *, provider_id: UUID, occurred_at: datetime
+        self,
+        project_id: UUID,
+        application_id: UUID,
+        *,
+        provider_id: UUID,
+        occurred_at: datetime,
+        by: Actor,
     ) -> tuple[PurchaseProject, Application]:
         """The applicant withdraws before the deadline."""
-        project = self._get(PurchaseProject, project_id)
+        require_acting_for(by, Role.PROVIDER, provider_id, "withdraw applications")
+        project = self._read(PurchaseProject, project_id, by)
+        if project.application(application_id).provider_id != by.organization_id:
+            raise Forbidden(f"{by} may withdraw only its own applications")
         project.withdraw(
             application_id=application_id, provider_id=provider_id, occurred_at=occurred_at
         )
-        self._save(project)
+        self._save(project, caused_by=by)
         return project, project.application(application_id)
 
-    def close_applications(self, project_id: UUID, *, occurred_at: datetime) -> PurchaseProject:
+    def close_applications(
+        self, project_id: UUID, *, occurred_at: datetime, by: Actor
+    ) -> PurchaseProject:
         """Close the period, opening every seal and disclosing the prices."""
-        project = self._get(PurchaseProject, project_id)
+        project = self._for(
+            PurchaseProject, project_id, by, (Role.STREET,), "close this project's applications"
+        )
         disclosures = []
         for application in project.live_applications:
             price_fen, nonce = self.price_sealer.open(application.id, application.sealed_price)
@@ -154,7 +177,7 @@ class ProcurementUseCases(LedgerBase):
                 {"application_id": application.id, "price_fen": price_fen, "nonce": nonce}
             )
         project.close(disclosures=disclosures, occurred_at=occurred_at)
-        self._save(project)
+        self._save(project, caused_by=by)
         return project
 
     def evaluate_project(
@@ -164,11 +187,14 @@ class ProcurementUseCases(LedgerBase):
         panel: list[str],
         scores: list[dict[str, object]],
         occurred_at: datetime,
+        by: Actor,
     ) -> PurchaseProject:
         """Record the panel's scores and reasons for every application."""
-        project = self._get(PurchaseProject, project_id)
+        project = self._for(
+            PurchaseProject, project_id, by, (Role.STREET,), "evaluate this project"
+        )
         project.evaluate(panel=panel, scores=scores, occurred_at=occurred_at)
-        self._save(project)
+        self._save(project, caused_by=by)
         return project
 
     def award_project(
@@ -179,16 +205,17 @@ class ProcurementUseCases(LedgerBase):
         publicity_ends_at: datetime,
         justification: str | None,
         occurred_at: datetime,
+        by: Actor,
     ) -> PurchaseProject:
         """Award to an application; the publicity period (公示) begins."""
-        project = self._get(PurchaseProject, project_id)
+        project = self._for(PurchaseProject, project_id, by, (Role.STREET,), "award this project")
         project.award(
             application_id=application_id,
             publicity_ends_at=publicity_ends_at,
             justification=justification,
             occurred_at=occurred_at,
         )
-        self._save(project)
+        self._save(project, caused_by=by)
         return project
 
     def award_directly(
@@ -199,9 +226,10 @@ class ProcurementUseCases(LedgerBase):
         price_fen: int,
         publicity_ends_at: datetime | None,
         occurred_at: datetime,
+        by: Actor,
     ) -> PurchaseProject:
         """Award a single-source or entrusted purchase to its provider, as justified."""
-        project = self._get(PurchaseProject, project_id)
+        project = self._for(PurchaseProject, project_id, by, (Role.STREET,), "award this project")
         provider = require_provider(
             self.catalog.organizations([provider_id], occurred_at), provider_id, occurred_at
         )
@@ -212,52 +240,62 @@ class ProcurementUseCases(LedgerBase):
             publicity_ends_at=publicity_ends_at,
             occurred_at=occurred_at,
         )
-        self._save(project)
+        self._save(project, caused_by=by)
         return project
 
     def lodge_objection(
-        self, project_id: UUID, *, provider_id: UUID, text: str, occurred_at: datetime
+        self, project_id: UUID, *, provider_id: UUID, text: str, occurred_at: datetime, by: Actor
     ) -> tuple[PurchaseProject, Objection]:
         """An applicant objects to the award during publicity."""
-        project = self._get(PurchaseProject, project_id)
+        require_acting_for(by, Role.PROVIDER, provider_id, "lodge objections")
+        project = self._read(PurchaseProject, project_id, by)
         objection = project.lodge_objection(
             objection_id=uuid4(), provider_id=provider_id, text=text, occurred_at=occurred_at
         )
-        self._save(project)
+        self._save(project, caused_by=by)
         return project, objection
 
     def answer_objection(
-        self, project_id: UUID, objection_id: UUID, *, answer: str, occurred_at: datetime
+        self, project_id: UUID, objection_id: UUID, *, answer: str, occurred_at: datetime, by: Actor
     ) -> PurchaseProject:
         """The purchaser answers an objection."""
-        project = self._get(PurchaseProject, project_id)
+        project = self._for(
+            PurchaseProject, project_id, by, (Role.STREET,), "answer objections to this project"
+        )
         project.answer_objection(objection_id=objection_id, answer=answer, occurred_at=occurred_at)
-        self._save(project)
+        self._save(project, caused_by=by)
         return project
 
     def cancel_project(
-        self, project_id: UUID, *, reason: str, occurred_at: datetime
+        self, project_id: UUID, *, reason: str, occurred_at: datetime, by: Actor
     ) -> PurchaseProject:
         """Cancel a project before its contract, with a reason."""
-        project = self._get(PurchaseProject, project_id)
+        project = self._for(PurchaseProject, project_id, by, (Role.STREET,), "cancel this project")
         project.cancel(reason=reason, occurred_at=occurred_at)
-        self._save(project)
+        self._save(project, caused_by=by)
         return project
 
     def declare_unsuccessful(
-        self, project_id: UUID, *, reason: str, occurred_at: datetime
+        self, project_id: UUID, *, reason: str, occurred_at: datetime, by: Actor
     ) -> PurchaseProject:
         """End a project that had no acceptable application."""
-        project = self._get(PurchaseProject, project_id)
+        project = self._for(
+            PurchaseProject, project_id, by, (Role.STREET,), "declare this project unsuccessful"
+        )
         project.declare_unsuccessful(reason=reason, occurred_at=occurred_at)
-        self._save(project)
+        self._save(project, caused_by=by)
         return project
 
     def get_project(
-        self, project_id: UUID, *, as_of: datetime | None = None, known_at: KnownAt | None = None
+        self,
+        project_id: UUID,
+        *,
+        by: Actor,
+        as_of: datetime | None = None,
+        known_at: KnownAt | None = None,
     ) -> PurchaseProject:
         """A project now, as of a business time, or as known at a record time."""
-        return self._get(PurchaseProject, project_id, as_of=as_of, known_at=known_at)
+        return self._read(PurchaseProject, project_id, by, as_of=as_of, known_at=known_at)
 
     def list_projects(
         self,

@@ -94,6 +94,7 @@ class Budget(DatedAggregate):
     def open(
         cls,
         *,
+        holder_id: UUID,
         year: int,
         purpose: str,
         title: str,
@@ -101,7 +102,7 @@ class Budget(DatedAggregate):
         occurred_at: datetime,
         reference: str | None = None,
     ) -> Budget:
-        """Open a budget whose appropriation is the sum of its funding sources."""
+        """Open a budget, held by a finance bureau, appropriating the sum of its sources."""
         if not 1949 <= year <= 2200:
             raise InvalidCommand(f"year {year} is not a plausible budget year")
         if not sources:
@@ -113,6 +114,7 @@ class Budget(DatedAggregate):
             _require_positive(amount_fen, f"funding source {name!r}")
         _require_representable(sum(amount for _, _, amount in sources), "the appropriation")
         return cls(
+            holder_id=holder_id,
             reference=reference,
             year=year,
             purpose=purpose,
@@ -128,6 +130,7 @@ class Budget(DatedAggregate):
     def __init__(
         self,
         *,
+        holder_id: UUID,
         reference: str | None,
         year: int,
         purpose: str,
@@ -135,6 +138,7 @@ class Budget(DatedAggregate):
         sources: list[dict[str, Any]],
         occurred_at: datetime,
     ) -> None:
+        self.holder_id = holder_id
         self.reference = reference
         self.year = year
         self.purpose = purpose

@@ -17,6 +17,7 @@ from eventsourcing.persistence import ApplicationRecorder, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
+from proto.actor import Actor, Role
 from services.ledger.store.recorders import (
     FEED_TABLE,
     REFERENCES_TABLE,
@@ -28,10 +29,11 @@ from services.ledger.store.recorders import (
 
 @dataclass(frozen=True)
 class FeedRow:
-    """A stored event with its dense position and record time."""
+    """A stored event with its dense position, record time and the actor who caused it."""
 
     position: int
     recorded_at: datetime
+    caused_by: Actor
     event: StoredEvent
 
 
@@ -84,7 +86,8 @@ class LedgerReads:
 
     def _feed_select(self) -> str:
         return (
-            "SELECT f.position, f.recorded_at, e.originator_id, e.originator_version, "
+            "SELECT f.position, f.recorded_at, f.actor_role, f.actor_organization, "
+            "f.actor_subject, e.originator_id, e.originator_version, "
             f"e.topic, e.state FROM {self._table(FEED_TABLE)} f "
             f"JOIN {self._events} e ON e.{self._event_key} = f.notification_id "
         )
@@ -93,6 +96,11 @@ class LedgerReads:
         return FeedRow(
             position=row["position"],
             recorded_at=_micros_to_datetime(row["recorded_at"]),
+            caused_by=Actor(
+                role=Role(row["actor_role"]),
+                organization_id=UUID(row["actor_organization"]),
+                subject=row["actor_subject"],
+            ),
             event=StoredEvent(
                 originator_id=self._convert_id(row["originator_id"]),
                 originator_version=row["originator_version"],

@@ -1,6 +1,7 @@
 """Event recorders that also keep, in the same transaction as the events:
 
-- `ledger_feed`: a dense position (1, 2, 3, …) and the record time of every event. The event
+- `ledger_feed`: a dense position (1, 2, 3, …), the record time and the caller (role,
+  organization, token subject) of every event. The event
   store's own notification ids come from a sequence and can have holes where a transaction
   rolled back; auditors and followers need positions without holes, so they are assigned here,
   under the lock that already serializes writers, in commit order.
@@ -26,6 +27,8 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
+
+from proto.actor import Actor
 
 FEED_TABLE = "ledger_feed"
 TAGS_TABLE = "ledger_stream_tags"
@@ -58,6 +61,13 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
+def _caller(caused_by: Actor | None) -> tuple[str, str, str]:
+    if caused_by is None:
+        # Every write names its caller: an event nobody answers for must not be stored.
+        raise ValueError("events are saved only with the actor who caused them")
+    return (caused_by.role.value, str(caused_by.organization_id), caused_by.subject)
+
+
 def _reference_rows(references: Sequence[ReferenceClaim]) -> list[tuple[str, str, str]]:
     return [(r.scope, r.reference, str(r.stream_id)) for r in references]
 
@@ -73,6 +83,9 @@ def _tag_rows(streams: Sequence[StreamEntry]) -> list[tuple[str, str]]:
     return [(tag, str(s.stream_id)) for s in streams for tag in s.tags]
 
 
+_FEED_COLUMNS = (
+    "position, notification_id, recorded_at, actor_role, actor_organization, actor_subject"
+)
 _STREAM_COLUMNS = "stream_id, stream_type, " + ", ".join(STREAM_FACTS)
 
 
@@ -88,7 +101,9 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             f"CREATE TABLE IF NOT EXISTS {FEED_TABLE} ("
             "position INTEGER PRIMARY KEY, "
             "notification_id INTEGER NOT NULL UNIQUE, "
-            "recorded_at INTEGER NOT NULL)",
+            "recorded_at INTEGER NOT NULL, "
+            "actor_role TEXT NOT NULL, actor_organization TEXT NOT NULL, "
+            "actor_subject TEXT NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {REFERENCES_TABLE} ("
             "scope TEXT NOT NULL, reference TEXT NOT NULL, stream_id TEXT NOT NULL, "
             "PRIMARY KEY (scope, reference))",
@@ -107,8 +122,10 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         *,
         references: Sequence[ReferenceClaim] = (),
         streams: Sequence[StreamEntry] = (),
+        caused_by: Actor | None = None,
         **kwargs: Any,
     ) -> Sequence[int] | None:
+        caller = _caller(caused_by)
         notification_ids = super()._insert_events(c, stored_events, **kwargs)
         assert notification_ids is not None
         if references:
@@ -131,8 +148,11 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         position, recorded_at = (last[0], last[1]) if last else (0, 0)
         recorded_at = max(_now_us(), recorded_at)
         c.executemany(
-            f"INSERT INTO {FEED_TABLE} (position, notification_id, recorded_at) VALUES (?, ?, ?)",
-            [(position + i, nid, recorded_at) for i, nid in enumerate(notification_ids, 1)],
+            f"INSERT INTO {FEED_TABLE} ({_FEED_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (position + i, nid, recorded_at, *caller)
+                for i, nid in enumerate(notification_ids, 1)
+            ],
         )
         return notification_ids
 
@@ -155,7 +175,9 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                     "CREATE TABLE IF NOT EXISTS {}.{} ("
                     "position bigint PRIMARY KEY, "
                     "notification_id bigint NOT NULL UNIQUE, "
-                    "recorded_at bigint NOT NULL)"
+                    "recorded_at bigint NOT NULL, "
+                    "actor_role text NOT NULL, actor_organization text NOT NULL, "
+                    "actor_subject text NOT NULL)"
                 ).format(schema, feed),
                 SQL(
                     "CREATE TABLE IF NOT EXISTS {}.{} ("
@@ -188,9 +210,9 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         self._append_feed = SQL(
             "WITH last AS ("
             "  SELECT position, recorded_at FROM {0}.{1} ORDER BY position DESC LIMIT 1) "
-            "INSERT INTO {0}.{1} (position, notification_id, recorded_at) "
+            "INSERT INTO {0}.{1} (" + _FEED_COLUMNS + ") "
             "SELECT COALESCE((SELECT position FROM last), 0) + t.ord, t.nid, "
-            "       GREATEST(%s, COALESCE((SELECT recorded_at FROM last), 0)) "
+            "       GREATEST(%s, COALESCE((SELECT recorded_at FROM last), 0)), %s, %s, %s "
             "FROM unnest(%s::bigint[]) WITH ORDINALITY AS t(nid, ord)"
         ).format(schema, feed)
 
@@ -201,8 +223,10 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         *,
         references: Sequence[ReferenceClaim] = (),
         streams: Sequence[StreamEntry] = (),
+        caused_by: Actor | None = None,
         **kwargs: Any,
     ) -> None:
+        _caller(caused_by)  # refused before anything is written
         super()._insert_events(curs, stored_events, **kwargs)
         if references:
             curs.executemany(self._insert_references, _reference_rows(references))
@@ -212,9 +236,16 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 curs.executemany(self._insert_tags, _tag_rows(streams))
 
     def _fetch_ids_after_insert_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+        self,
+        curs: Cursor[DictRow],
+        stored_events: Sequence[StoredEvent],
+        *,
+        caused_by: Actor | None = None,
+        **kwargs: Any,
     ) -> Sequence[int] | None:
         notification_ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
         if notification_ids:
-            curs.execute(self._append_feed, (_now_us(), list(notification_ids)))
+            curs.execute(
+                self._append_feed, (_now_us(), *_caller(caused_by), list(notification_ids))
+            )
         return notification_ids
