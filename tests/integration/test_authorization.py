@@ -44,7 +44,6 @@ from tests.support.matrix import (
     unauthenticated_problems,
     with_random_ids,
 )
-from tests.support.postgres import PostgresServer
 
 OWN, OTHER = Relation.OWN, Relation.OTHER
 FINANCE, CIVIL_AFFAIRS, STREET, COMMUNITY, PROVIDER, AUDITOR, SERVICE = (
@@ -737,27 +736,9 @@ class World:
         return callers(on.parties, (scene or self.scene).own(), self.others())
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-def world_database(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """A fresh database shared by this module's tests on one backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('authorization')}/ledger.sqlite3"
-        return
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    name = server.create_database()
-    try:
-        yield server.url(name)
-    finally:
-        server.drop_database(name)
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def world(world_database: str, catalog_url: str) -> AsyncIterator[World]:
-    app = create_app(LedgerSettings(database_url=world_database, catalog_url=catalog_url))
+async def world(module_database_url: str, catalog_url: str) -> AsyncIterator[World]:
+    app = create_app(LedgerSettings(database_url=module_database_url, catalog_url=catalog_url))
     async with client_for(app) as client:
         scene = await reach(client, seed_parties(catalog_url), WORLD)
         theirs = await reach(client, seed_parties(catalog_url), (*ACCEPTED, grant))

@@ -45,7 +45,6 @@ from tests.support.matrix import (
     unauthenticated_problems,
     with_random_ids,
 )
-from tests.support.postgres import PostgresServer
 
 OWN, OTHER = Relation.OWN, Relation.OTHER
 NOTIFIER_SERVICE_ID = "7d0f5a8e-1f3b-4c55-9a1e-20145e7c1ce1"
@@ -346,27 +345,9 @@ class World:
         return callers(write.parties, (scene or self.scene).own(), self.others)
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-def world_database(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """A fresh database shared by this module's tests on one backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('catalog-authorization')}/catalog.sqlite3"
-        return
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    name = server.create_database()
-    try:
-        yield server.url(name)
-    finally:
-        server.drop_database(name)
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def world(world_database: str) -> AsyncIterator[World]:
-    app = create_app(CatalogSettings(database_url=world_database))
+async def world(module_database_url: str) -> AsyncIterator[World]:
+    app = create_app(CatalogSettings(database_url=module_database_url))
     async with client_for(app) as client:
         scene = await reach(client, (*HOSTING, open_platform, propose_optional))
         theirs = await reach(client, (street_and_community,))
