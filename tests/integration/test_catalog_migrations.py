@@ -26,9 +26,9 @@ from proto.actor import Role
 from services.catalog.main import create_app
 from services.catalog.settings import CatalogSettings
 from services.catalog.store.migrate import alembic_config, upgrade
-from services.catalog.store.tables import UTCDateTime, metadata
 from services.catalog.store.tables import changes as changes_at_head
-from services.common.sql import async_engine
+from services.catalog.store.tables import metadata
+from services.common.sql import UTCDateTime, async_engine
 from tests.support.actors import AUDITOR, CIVIL_AFFAIRS, CIVIL_AFFAIRS_ID, acting
 from tests.support.inprocess import client_for
 from tests.support.ledger_api import ok

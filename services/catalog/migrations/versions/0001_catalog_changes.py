@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from services.catalog.store.tables import UTCDateTime
+from services.common.sql import UTCDateTime
 
 revision: str = "0001"
 down_revision: str | None = None
