@@ -1,0 +1,99 @@
+"""One process at a time follows and delivers: the lease, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.notifier.lease import Lease
+from services.notifier.store.tables import leases
+
+pytestmark = pytest.mark.asyncio
+
+DURATION = timedelta(seconds=15)
+
+
+class Clock:
+    """A clock the test moves by hand, shared by every contender."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2014, 4, 14, 10, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+async def holder_of(engine: AsyncEngine, name: str) -> str | None:
+    async with engine.connect() as connection:
+        holder: str | None = await connection.scalar(
+            select(leases.c.holder).where(leases.c.name == name)
+        )
+        return holder
+
+
+@pytest.mark.parametrize("previously", ["never held", "held by a replica that died"])
+async def test_of_two_racing_replicas_exactly_one_holds(
+    engine: AsyncEngine, previously: str
+) -> None:
+    clock = Clock()
+    for round_ in range(5):
+        name = f"following-{round_}"
+        if previously != "never held":
+            assert await Lease(engine, name, "replica-dead", DURATION, clock).hold()
+            clock.advance(DURATION + timedelta(seconds=1))
+        first = Lease(engine, name, "replica-a", DURATION, clock)
+        second = Lease(engine, name, "replica-b", DURATION, clock)
+        results = list(
+            await asyncio.gather(first.hold(), second.hold(), first.hold(), second.hold())
+        )
+        # Each replica asks twice: the winner renews, the loser is refused both times.
+        assert results.count(True) == 2, results
+        winner = "replica-a" if results[0] else "replica-b"
+        assert results in ([True, False, True, False], [False, True, False, True])
+        assert await holder_of(engine, name) == winner
+
+
+async def test_another_replica_takes_over_only_after_expiry(engine: AsyncEngine) -> None:
+    clock = Clock()
+    first = Lease(engine, "following", "replica-a", DURATION, clock)
+    second = Lease(engine, "following", "replica-b", DURATION, clock)
+    assert await first.hold()
+    clock.advance(DURATION - timedelta(seconds=1))
+    assert not await second.hold()
+    # Renewing pushes the expiry on from now: the full duration again.
+    assert await first.hold()
+    clock.advance(DURATION - timedelta(seconds=1))
+    assert not await second.hold()
+    # The holder stopped renewing (it died): once expired, the other replica takes over.
+    clock.advance(timedelta(seconds=2))
+    assert await second.hold()
+    assert not await first.hold()
+    assert await holder_of(engine, "following") == "replica-b"
+
+
+async def test_release_frees_the_lease_at_once(engine: AsyncEngine) -> None:
+    clock = Clock()
+    first = Lease(engine, "following", "replica-a", DURATION, clock)
+    second = Lease(engine, "following", "replica-b", DURATION, clock)
+    assert await first.hold()
+    assert not await second.hold()
+    # Releasing someone else's lease does nothing.
+    await second.release()
+    assert not await second.hold()
+    await first.release()
+    assert await second.hold()
+    assert not await first.hold()
+
+
+async def test_leases_of_different_names_are_independent(engine: AsyncEngine) -> None:
+    clock = Clock()
+    assert await Lease(engine, "following", "replica-a", DURATION, clock).hold()
+    assert await Lease(engine, "delivering", "replica-b", DURATION, clock).hold()
+    assert not await Lease(engine, "following", "replica-b", DURATION, clock).hold()
