@@ -19,6 +19,7 @@ from services.common.settings import ServiceSettings
 from services.common.sql import async_engine, ping
 
 Startup = Callable[[FastAPI, AsyncEngine], Awaitable[None]]
+Shutdown = Callable[[FastAPI], Awaitable[None]]
 
 
 def guard_requests(app: FastAPI, auth: AuthSettings, settings: ServiceSettings) -> None:
@@ -61,6 +62,7 @@ def create_sql_service(
     *,
     routers: Sequence[APIRouter] = (),
     startup: Startup | None = None,
+    shutdown: Shutdown | None = None,
 ) -> FastAPI:
     """A FastAPI app whose database engine opens at startup and is disposed at shutdown."""
 
@@ -76,6 +78,8 @@ def create_sql_service(
                 await open_idempotency(app, engine, create=True)
             yield
         finally:
+            if shutdown is not None:
+                await shutdown(app)
             await engine.dispose()
 
     app = FastAPI(title=title, version="0.1.0", summary=summary, lifespan=lifespan)

@@ -307,7 +307,23 @@ class IdempotencyMiddleware:
             for name, value in start.get("headers", [])
             if name.decode("latin-1").lower() not in _UNSTORED_HEADERS
         ]
-        if 200 <= status < 300:
+        if 200 <= status < 300 and _no_store(headers):
+            # The answer holds something shown once (a secret): keep that the request ran, so a
+            # retry cannot run it again, but not the answer itself.
+            kept_status, _, kept_detail = _PROBLEMS["answer-not-kept"]
+            kept = problem_response(
+                kept_status,
+                "Answer not kept",
+                kept_detail,
+                kind="answer-not-kept",
+                instance=scope["path"],
+            )
+            kept_headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in kept.raw_headers]
+            kept_headers = [h for h in kept_headers if h[0].lower() not in _UNSTORED_HEADERS]
+            await _quietly(
+                store.finish(caller, key, kept_status, kept_headers, bytes(kept.body), token=token)
+            )
+        elif 200 <= status < 300:
             await _quietly(store.finish(caller, key, status, headers, body, token=token))
         else:
             # Refused, so nothing was written: a corrected retry with the same key may run.
@@ -322,7 +338,17 @@ class IdempotencyMiddleware:
             await _quietly(store.purge_expired())
 
 
+def _no_store(headers: list[tuple[str, str]]) -> bool:
+    return any(n.lower() == "cache-control" and "no-store" in v.lower() for n, v in headers)
+
+
 _PROBLEMS = {
+    "answer-not-kept": (
+        409,
+        "Answer not kept",
+        f"the request with this {HEADER} was made, but its answer held a secret shown only "
+        "once and was not kept; read the record it made (or rotate its secret)",
+    ),
     "invalid-idempotency-key": (
         400,
         "Invalid Idempotency-Key",

@@ -2,21 +2,65 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import asyncio
+import logging
 
-from services.common.app import create_sql_service
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.common.app import create_sql_service, open_idempotency
 from services.common.auth import AuthSettings
-from services.notifier.settings import NotifierSettings
+from services.notifier.api import deliveries, subscriptions
+from services.notifier.settings import DEVELOPMENT_ENCRYPTION_KEY, NotifierSettings
+from services.notifier.store.migrate import upgrade
+from services.notifier.subscriptions import Subscriptions
+from services.notifier.worker import Worker
+
+logger = logging.getLogger("services.notifier")
+# How long shutdown waits for the delivery in hand before giving up on it.
+_STOP_TIMEOUT_SECONDS = 15.0
 
 
 def create_app(
     settings: NotifierSettings | None = None, auth: AuthSettings | None = None
 ) -> FastAPI:
-    """Build the notifier app (health only until the notifier issue lands)."""
+    """Build the notifier: its API, and (unless told not to) the worker that follows and sends."""
+    settings = settings or NotifierSettings()
+    auth = auth or AuthSettings()
+
+    async def startup(app: FastAPI, engine: AsyncEngine) -> None:
+        if settings.encryption_key.get_secret_value() == DEVELOPMENT_ENCRYPTION_KEY:
+            logger.warning(
+                "NOTIFIER_ENCRYPTION_KEY is not set: subscription secrets are encrypted with "
+                "the development key, which anyone can read in the source; set your own"
+            )
+        if settings.migrate_on_start:
+            await upgrade(engine)
+        await open_idempotency(app, engine, create=False)
+        app.state.subscriptions = Subscriptions(engine, settings)
+        app.state.worker = None
+        if settings.worker:
+            worker = Worker(engine, settings, auth)
+            app.state.worker = worker
+            app.state.worker_task = asyncio.create_task(worker.run(), name="notifier-worker")
+
+    async def shutdown(app: FastAPI) -> None:
+        worker: Worker | None = getattr(app.state, "worker", None)
+        if worker is None:
+            return
+        worker.stop()
+        try:
+            await asyncio.wait_for(app.state.worker_task, _STOP_TIMEOUT_SECONDS)
+        except TimeoutError:
+            logger.warning("the notifier's worker did not stop in time; its lease will expire")
+
     return create_sql_service(
         "notifier",
         "Community services notifier",
         "Signed webhooks for the ledger's and the catalog's events.",
-        settings or NotifierSettings(),
-        auth or AuthSettings(),
+        settings,
+        auth,
+        routers=[subscriptions.router, deliveries.router],
+        startup=startup,
+        shutdown=shutdown,
     )

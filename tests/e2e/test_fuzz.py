@@ -131,6 +131,19 @@ def seed_catalog(catalog_url: str, parties: Parties) -> dict[str, str]:
     }
 
 
+def seed_notifier(notifier_url: str) -> dict[str, str]:
+    """A subscription of finance's, to a public address no event type it names will reach."""
+    with httpx.Client(base_url=notifier_url, trust_env=False, timeout=10) as notifier:
+        subscription = ok(
+            notifier.post(
+                "/subscriptions",
+                json={"url": "https://93.184.216.34/hooks", "event_types": ["fuzz.never"]},
+                headers=FINANCE,
+            )
+        )
+    return {"subscription_id": subscription["id"]}
+
+
 @pytest.fixture(scope="module")
 def fuzz_parties(services: dict[str, RunningService]) -> Parties:
     """The organizations whose records are seeded, and as whom the fuzzer calls."""
@@ -150,6 +163,12 @@ WRITERS = {
     "admitItem": CIVIL_AFFAIRS,
     "rejectItem": CIVIL_AFFAIRS,
     "retireItem": CIVIL_AFFAIRS,
+    "createSubscription": FINANCE,
+    "updateSubscription": FINANCE,
+    "deleteSubscription": FINANCE,
+    "rotateSubscriptionSecret": FINANCE,
+    "resendDelivery": FINANCE,
+    "resendDeadDeliveries": FINANCE,
 }
 PARTY_WRITERS = {
     "refuseTask": "community",
@@ -183,7 +202,7 @@ def seeded_ids(
     return {
         "catalog": seed_catalog(catalog_url, parties),
         "ledger": asyncio.run(seed_ledger(services["ledger"].url, parties)),
-        "notifier": {},
+        "notifier": seed_notifier(services["notifier"].url),
     }
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,16 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.processes import RunningService
-
-README = Path(__file__).parents[2] / "README.md"
-
-
-def section(marker: str, fence: str) -> str:
-    """The body of the first `fence` code block after `marker` in the README."""
-    text = README.read_text(encoding="utf-8")
-    found = re.search(re.escape(marker) + r".*?```" + fence + r"\n(.*?)```", text, re.DOTALL)
-    assert found, f"README has no {fence} block after {marker!r}"
-    return found.group(1)
+from tests.support.readme import section
 
 
 def run_example(tmp_path: Path, services: dict[str, RunningService], example: str) -> str:

@@ -207,12 +207,17 @@ def running_services(
     started: list[RunningService] = []
     try:
         ports = dict(zip(names, free_ports(len(names)), strict=True))
-        # The ledger asks the catalog started beside it.
-        wiring = (
-            {"LEDGER_CATALOG_URL": f"http://127.0.0.1:{ports['catalog']}"}
-            if "catalog" in ports
-            else {}
-        )
+        # The ledger asks the catalog started beside it; the notifier follows both.
+        urls = {name: f"http://{_HOST}:{port}" for name, port in ports.items()}
+        wiring = {
+            setting: urls[service]
+            for setting, service in (
+                ("LEDGER_CATALOG_URL", "catalog"),
+                ("NOTIFIER_CATALOG_URL", "catalog"),
+                ("NOTIFIER_LEDGER_URL", "ledger"),
+            )
+            if service in urls
+        }
         for name, port in ports.items():
             database_url = sqlite_url(tmp_dir / f"{name}.sqlite3")
             env = service_env(name, port, database_url, {**wiring, **(env_overrides or {})})

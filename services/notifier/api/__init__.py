@@ -1,0 +1,1 @@
+"""The notifier's REST API: subscriptions, their secrets, deliveries and their attempts."""
