@@ -18,6 +18,7 @@ from services.ledger.domain.errors import (
     DeliveryNotInState,
     InvalidCommand,
     PaymentAlreadyReversed,
+    PaymentBeforeAcceptance,
     PaymentExceedsAccepted,
     PendingDeliveries,
     ReferenceConflict,
@@ -171,6 +172,31 @@ def test_payment_never_exceeds_accepted_but_unpaid() -> None:
     with pytest.raises(ReferenceConflict):
         contract.record_payment(reference="T-1", amount_fen=1, occurred_at=WHEN)
     assert contract.unpaid_accepted_fen == 0
+
+
+def test_no_payment_is_dated_before_the_acceptance_it_pays_for() -> None:
+    contract = active(500_000)
+    june, mid_july, august = (
+        datetime(2014, m, d, tzinfo=UTC) for m, d in ((6, 1), (7, 15), (8, 1))
+    )
+    for accepted_on in (datetime(2014, 7, 1, tzinfo=UTC), datetime(2014, 9, 1, tzinfo=UTC)):
+        contract.accept_delivery(
+            delivery_id=deliver(contract, 100_000),
+            amount_fen=None,
+            score=None,
+            note="",
+            occurred_at=accepted_on,
+        )
+    with pytest.raises(PaymentBeforeAcceptance) as raised:
+        contract.record_payment(reference="T-1", amount_fen=50_000, occurred_at=june)
+    assert "exceed what was accepted by then (0.00)" in str(raised.value)
+    contract.record_payment(reference="T-2", amount_fen=90_000, occurred_at=august)
+    # Paid in mid-July, it would leave August's payments above what was accepted by August.
+    with pytest.raises(PaymentBeforeAcceptance) as raised:
+        contract.record_payment(reference="T-3", amount_fen=50_000, occurred_at=mid_july)
+    assert "(1,400.00) exceed what was accepted by then (1,000.00)" in str(raised.value)
+    contract.record_payment(reference="T-3", amount_fen=10_000, occurred_at=mid_july)
+    assert contract.paid_fen == 100_000
 
 
 def test_reversing_a_payment_is_a_new_fact_and_happens_once() -> None:

@@ -24,6 +24,7 @@ from services.ledger.domain.errors import (
     InvalidCommand,
     NotFound,
     PaymentAlreadyReversed,
+    PaymentBeforeAcceptance,
     PaymentExceedsAccepted,
     PendingDeliveries,
     ReferenceConflict,
@@ -516,8 +517,27 @@ class Contract(DatedAggregate):
                 f"payment {format_fen(amount_fen)} exceeds accepted-but-unpaid "
                 f"{format_fen(self.unpaid_accepted_fen)}"
             )
+        self._require_accepted_by_then(amount_fen, occurred_at)
         self._payment_recorded(reference=reference, amount_fen=amount_fen, occurred_at=occurred_at)
         return self.payments[reference]
+
+    def _require_accepted_by_then(self, amount_fen: int, occurred_at: datetime) -> None:
+        # Replayed as of any date, the contract must never show more paid than accepted: at the
+        # payment's date, and at every later-dated payment it comes before.
+        paid = [p for p in self.payments.values() if not p.is_reversed]
+        for moment in sorted({occurred_at, *(p.paid_at for p in paid if p.paid_at > occurred_at)}):
+            accepted = sum(
+                d.accepted_fen
+                for d in self.deliveries.values()
+                if d.accepted_fen and d.decided_at is not None and d.decided_at <= moment
+            )
+            paid_by_then = amount_fen + sum(p.amount_fen for p in paid if p.paid_at <= moment)
+            if paid_by_then > accepted:
+                raise PaymentBeforeAcceptance(
+                    f"payment {format_fen(amount_fen)} dated {occurred_at.isoformat()} would make "
+                    f"the payments by {moment.isoformat()} ({format_fen(paid_by_then)}) exceed "
+                    f"what was accepted by then ({format_fen(accepted)})"
+                )
 
     @event("PaymentRecorded")
     def _payment_recorded(self, *, reference: str, amount_fen: int, occurred_at: datetime) -> None:

@@ -50,6 +50,10 @@ class AcceptanceExceedsClaim(RuleViolation):
     """More would be accepted than the delivery claimed."""
 
 
+class PaymentBeforeAcceptance(RuleViolation):
+    """A payment dated before the acceptances that would cover it."""
+
+
 class PaymentExceedsAccepted(RuleViolation):
     """A payment would exceed what was accepted and not yet paid."""
 
