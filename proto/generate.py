@@ -8,11 +8,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from proto.audit import BudgetFlow
 from proto.catalog import CATALOG_EVENT_PAYLOADS, CommunityGuide
 from proto.feed import FeedEntry, FeedPage
 from proto.ledger_events import EVENT_PAYLOADS
 from proto.money import Money
 from proto.problem import Problem
+from proto.reconciliation import Reconciliation
 
 SCHEMA_DIR = Path(__file__).parent / "schema"
 _BASE = "urn:community-ledger:schema:"
@@ -37,6 +39,8 @@ def schemas() -> dict[str, str]:
         "feed-page.json": _schema(FeedPage, "feed-page"),
     }
     models["catalog-guide.json"] = _schema(CommunityGuide, "catalog-guide")
+    models["audit-budget-flow.json"] = _schema(BudgetFlow, "audit-budget-flow")
+    models["reconciliation.json"] = _schema(Reconciliation, "reconciliation")
     for feed, payloads in (("ledger", EVENT_PAYLOADS), ("catalog", CATALOG_EVENT_PAYLOADS)):
         for event_type, payload in payloads.items():
             models[f"{feed}-event.{event_type}.json"] = _schema(

@@ -16,6 +16,10 @@ from services.common.health import health_router
 from services.common.problems import install_problem_handlers
 from services.common.sql import async_engine
 from services.ledger.api import (
+    audit_flow,
+    audit_log,
+    audit_ocds,
+    audit_reconcile,
     budgets,
     contracts,
     deliveries,
@@ -25,10 +29,12 @@ from services.ledger.api import (
     projects,
 )
 from services.ledger.application import LedgerApplication
+from services.ledger.audit.checkpoints import Checkpointer, checkpointing
 from services.ledger.catalog import HttpCatalog
 from services.ledger.sealing import PriceSealer
 from services.ledger.settings import (
     DEVELOPMENT_BENEFICIARY_KEY,
+    DEVELOPMENT_CHECKPOINT_KEY,
     DEVELOPMENT_SEALING_KEY,
     LedgerSettings,
 )
@@ -49,6 +55,7 @@ def create_app(settings: LedgerSettings | None = None, auth: AuthSettings | None
         for name, secret, development in (
             ("LEDGER_BENEFICIARY_KEY", settings.beneficiary_key, DEVELOPMENT_BENEFICIARY_KEY),
             ("LEDGER_SEALING_KEY", settings.sealing_key, DEVELOPMENT_SEALING_KEY),
+            ("LEDGER_CHECKPOINT_KEY", settings.checkpoint_key, DEVELOPMENT_CHECKPOINT_KEY),
         ):
             if secret.get_secret_value() == development:
                 logger.warning(
@@ -71,11 +78,13 @@ def create_app(settings: LedgerSettings | None = None, auth: AuthSettings | None
             price_sealer=PriceSealer(settings.sealing_key.get_secret_value().encode()),
         )
         app.state.ledger = ledger
+        app.state.checkpointer = Checkpointer.from_settings(ledger, settings)
         # Idempotency-Key answers are kept beside the events, in the ledger's own database.
         engine = async_engine(settings.database_url)
         try:
             await open_idempotency(app, engine, create=True)
-            yield
+            async with checkpointing(app.state.checkpointer):
+                yield
         finally:
             await engine.dispose()
             ledger.close()
@@ -92,8 +101,20 @@ def create_app(settings: LedgerSettings | None = None, auth: AuthSettings | None
         await asyncio.to_thread(app.state.ledger.reads.head)
 
     app.include_router(health_router("ledger", ready))
-    for module in (budgets, projects, contracts, deliveries, payments, grants, events):
+    for module in (
+        budgets,
+        projects,
+        contracts,
+        deliveries,
+        payments,
+        grants,
+        events,
+        audit_flow,
+        audit_log,
+        audit_reconcile,
+    ):
         app.include_router(module.router)
+    app.include_router(audit_ocds.ocds_router(settings.ocid_prefix))
     install_problem_handlers(app)
     guard_requests(app, auth, settings)
     return app

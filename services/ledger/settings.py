@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import ServiceSettings
+from services.ledger.audit import load_signing_key
+from services.ledger.audit.ocid import DEFAULT_OCID_PREFIX, check_prefix
 
 # Only for development: deployments set LEDGER_BENEFICIARY_KEY to a secret of their own.
 DEVELOPMENT_BENEFICIARY_KEY = "development-only-beneficiary-key"
 DEVELOPMENT_SEALING_KEY = "development-only-sealing-key"
+# The base64 seed of an Ed25519 key: SHA-256 of "community-ledger development-only checkpoint key".
+DEVELOPMENT_CHECKPOINT_KEY = "N9XvunSr1U85lqW/wo9zj+yU5gGhsiziPbEBvDnGb4Y="
 
 
 class LedgerSettings(ServiceSettings):
@@ -33,6 +37,20 @@ class LedgerSettings(ServiceSettings):
     # A service-role token for calling the catalog; unset, the ledger mints its own with
     # AUTH_JWT_SECRET, which only works where that secret is shared.
     catalog_token: SecretStr | None = None
+    # OCDS ids of purchase processes: `ocds-` and a prefix registered with OCDS, then the id.
+    ocid_prefix: str = DEFAULT_OCID_PREFIX
+    # Signs the verifiable log's checkpoints (Ed25519): a PEM private key, or the base64 of a
+    # 32-byte seed. Keep it: checkpoints signed with an earlier key no longer verify here.
+    checkpoint_key: SecretStr = SecretStr(DEVELOPMENT_CHECKPOINT_KEY)
+    # A checkpoint is taken once this many entries, or entries this old, wait for one.
+    checkpoint_every_entries: int = Field(default=1000, ge=1, le=1_000_000)
+    checkpoint_every_seconds: float = Field(default=60.0, gt=0, le=86_400)
+
+    @field_validator("checkpoint_key")
+    @classmethod
+    def _ed25519_key(cls, key: SecretStr) -> SecretStr:
+        load_signing_key(key.get_secret_value())  # its errors never quote the key
+        return key
 
     @field_validator("catalog_url")
     @classmethod
@@ -44,3 +62,9 @@ class LedgerSettings(ServiceSettings):
             # Credentials in a URL end up in logs; the ledger authenticates with a token.
             raise ValueError("LEDGER_CATALOG_URL must not carry credentials; use a token")
         return url.rstrip("/")
+
+    @field_validator("ocid_prefix")
+    @classmethod
+    def _registered_form(cls, prefix: str) -> str:
+        check_prefix(prefix)
+        return prefix

@@ -163,6 +163,7 @@ WRITERS = {
     "admitItem": CIVIL_AFFAIRS,
     "rejectItem": CIVIL_AFFAIRS,
     "retireItem": CIVIL_AFFAIRS,
+    "takeCheckpoint": AUDITOR,
     "createSubscription": FINANCE,
     "updateSubscription": FINANCE,
     "deleteSubscription": FINANCE,

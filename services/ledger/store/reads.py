@@ -1,4 +1,5 @@
-"""Reads of the feed, the references and the stream index, on SQLite or PostgreSQL.
+"""Reads of the feed, the references and the stream index, on SQLite or PostgreSQL, and the
+verifiable log's leaf hashes and checkpoints (which its checkpointer also writes through here).
 
 The SQL is written once with `?` placeholders; the PostgreSQL variant swaps in `%s` and its
 schema, and joins on the events table's `notification_id` where SQLite uses its `rowid`.
@@ -19,7 +20,9 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from proto.actor import Actor, Role
 from services.ledger.store.recorders import (
+    CHECKPOINTS_TABLE,
     FEED_TABLE,
+    LEAVES_TABLE,
     REFERENCES_TABLE,
     STREAM_FACTS,
     STREAMS_TABLE,
@@ -35,6 +38,17 @@ class FeedRow:
     recorded_at: datetime
     caused_by: Actor
     event: StoredEvent
+
+
+@dataclass(frozen=True)
+class CheckpointRow:
+    """A signed tree head as stored: the Merkle tree of the feed's first `tree_size` entries."""
+
+    tree_size: int
+    root_hash: bytes
+    taken_at: datetime
+    public_key: bytes
+    signature: bytes
 
 
 def _micros_to_datetime(micros: int) -> datetime:
@@ -188,3 +202,84 @@ class LedgerReads:
             (stream_type, after, *facts.values(), *tags, limit),
         )
         return [(int(r["seq"]), UUID(r["stream_id"])) for r in rows]
+
+    # --- the verifiable log's leaf hashes and checkpoints (services/ledger/audit/) -------------
+
+    def _write(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            with self._datastore.transaction(commit=True) as cursor:
+                cursor.executemany(sql.replace("?", self._placeholder), [list(r) for r in rows])
+
+    def last_leaf(self) -> int:
+        """The last position whose leaf hash is stored, 0 when none is."""
+        rows = self._rows(
+            f"SELECT position FROM {self._table(LEAVES_TABLE)} ORDER BY position DESC LIMIT 1"
+        )
+        return int(rows[0]["position"]) if rows else 0
+
+    def leaves(self, after: int, limit: int) -> list[tuple[int, bytes]]:
+        """(position, leaf hash) of the stored leaves after a position, in order."""
+        rows = self._rows(
+            f"SELECT position, leaf_hash FROM {self._table(LEAVES_TABLE)} "
+            "WHERE position > ? ORDER BY position LIMIT ?",
+            (after, limit),
+        )
+        return [(int(r["position"]), bytes(r["leaf_hash"])) for r in rows]
+
+    def add_leaves(self, leaves: Sequence[tuple[int, bytes]]) -> None:
+        """Store leaf hashes; a position already stored keeps its hash (another writer's)."""
+        self._write(
+            f"INSERT INTO {self._table(LEAVES_TABLE)} (position, leaf_hash) VALUES (?, ?) "
+            "ON CONFLICT (position) DO NOTHING",
+            leaves,
+        )
+
+    def _checkpoint_rows(self, where: str, params: Sequence[Any]) -> list[CheckpointRow]:
+        rows = self._rows(
+            "SELECT tree_size, root_hash, taken_at, public_key, signature "
+            f"FROM {self._table(CHECKPOINTS_TABLE)} {where}",
+            params,
+        )
+        return [
+            CheckpointRow(
+                tree_size=int(r["tree_size"]),
+                root_hash=bytes(r["root_hash"]),
+                taken_at=_micros_to_datetime(r["taken_at"]),
+                public_key=bytes(r["public_key"]),
+                signature=bytes(r["signature"]),
+            )
+            for r in rows
+        ]
+
+    def checkpoints(self, after: int, limit: int) -> list[CheckpointRow]:
+        """Checkpoints of trees larger than `after`, smallest first."""
+        return self._checkpoint_rows(
+            "WHERE tree_size > ? ORDER BY tree_size LIMIT ?", (after, limit)
+        )
+
+    def checkpoint(self, tree_size: int) -> CheckpointRow | None:
+        """The checkpoint of the tree of this size, if one was taken."""
+        found = self._checkpoint_rows("WHERE tree_size = ?", (tree_size,))
+        return found[0] if found else None
+
+    def latest_checkpoint(self) -> CheckpointRow | None:
+        """The checkpoint of the largest tree, if any was taken."""
+        found = self._checkpoint_rows("ORDER BY tree_size DESC LIMIT 1", ())
+        return found[0] if found else None
+
+    def add_checkpoint(self, checkpoint: CheckpointRow) -> None:
+        """Keep a checkpoint; if one of this tree size exists (another writer's), it stays."""
+        self._write(
+            f"INSERT INTO {self._table(CHECKPOINTS_TABLE)} "
+            "(tree_size, root_hash, taken_at, public_key, signature) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (tree_size) DO NOTHING",
+            [
+                (
+                    checkpoint.tree_size,
+                    checkpoint.root_hash,
+                    _datetime_to_micros(checkpoint.taken_at),
+                    checkpoint.public_key,
+                    checkpoint.signature,
+                )
+            ],
+        )

@@ -11,6 +11,13 @@
   fixed at creation (tags hold the many-valued ones, e.g. a project's items).
 
 All three are derivable from the events; none is ever updated or deleted.
+
+Two more tables belong to the verifiable log (services/ledger/audit/), written by its
+checkpointer after the fact rather than with the events:
+
+- `ledger_leaves`: the Merkle leaf hash of each feed position, a read model rebuildable from
+  the feed, kept so proofs need not decode every event again.
+- `ledger_checkpoints`: the signed tree heads, one per tree size, kept for good.
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ FEED_TABLE = "ledger_feed"
 TAGS_TABLE = "ledger_stream_tags"
 REFERENCES_TABLE = "ledger_references"
 STREAMS_TABLE = "ledger_streams"
+LEAVES_TABLE = "ledger_leaves"
+CHECKPOINTS_TABLE = "ledger_checkpoints"
 # The facts lists filter on; each stream fills those that apply to it.
 STREAM_FACTS = ("year", "purpose", "budget_id", "purchaser_id", "implementer_id", "provider_id")
 
@@ -113,6 +122,11 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             "purchaser_id TEXT, implementer_id TEXT, provider_id TEXT)",
             f"CREATE TABLE IF NOT EXISTS {TAGS_TABLE} ("
             "tag TEXT NOT NULL, stream_id TEXT NOT NULL, PRIMARY KEY (tag, stream_id))",
+            f"CREATE TABLE IF NOT EXISTS {LEAVES_TABLE} ("
+            "position INTEGER PRIMARY KEY, leaf_hash BLOB NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {CHECKPOINTS_TABLE} ("
+            "tree_size INTEGER PRIMARY KEY, root_hash BLOB NOT NULL, "
+            "taken_at INTEGER NOT NULL, public_key BLOB NOT NULL, signature BLOB NOT NULL)",
         ]
 
     def _insert_events(
@@ -163,11 +177,13 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
         schema = Identifier(datastore.schema)
-        feed, refs, streams, tags = (
+        feed, refs, streams, tags, leaves, checkpoints = (
             Identifier(FEED_TABLE),
             Identifier(REFERENCES_TABLE),
             Identifier(STREAMS_TABLE),
             Identifier(TAGS_TABLE),
+            Identifier(LEAVES_TABLE),
+            Identifier(CHECKPOINTS_TABLE),
         )
         self.sql_create_statements.extend(
             [
@@ -194,6 +210,16 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                     "CREATE TABLE IF NOT EXISTS {}.{} ("
                     "tag text NOT NULL, stream_id text NOT NULL, PRIMARY KEY (tag, stream_id))"
                 ).format(schema, tags),
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {}.{} ("
+                    "position bigint PRIMARY KEY, leaf_hash bytea NOT NULL)"
+                ).format(schema, leaves),
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {}.{} ("
+                    "tree_size bigint PRIMARY KEY, root_hash bytea NOT NULL, "
+                    "taken_at bigint NOT NULL, public_key bytea NOT NULL, "
+                    "signature bytea NOT NULL)"
+                ).format(schema, checkpoints),
             ]
         )
         self._insert_tags = SQL("INSERT INTO {}.{} (tag, stream_id) VALUES (%s, %s)").format(

@@ -1,0 +1,74 @@
+"""The auditor's funding-flow view of a budget, as JSON and as CSV, with as-of replay."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, Response
+
+from proto.audit import BudgetFlow
+from services.common.auth import Authenticated, CurrentActor
+from services.common.problems import PROBLEM_JSON, PROBLEM_RESPONSES
+from services.ledger.api.deps import AsOf, KnownAt, Ledger
+from services.ledger.audit.flow import budget_flow
+from services.ledger.audit.flow_csv import flow_csv
+
+CSV = "text/csv"
+
+# Problems are documented per route: on a CSV route FastAPI would list them as text/csv too.
+router = APIRouter(dependencies=[Authenticated], prefix="/audit", tags=["audit"])
+
+
+class CsvResponse(Response):
+    """A CSV document; Starlette appends `; charset=utf-8`."""
+
+    media_type = CSV
+
+
+# The same problems, by reference to the Problem schema the JSON routes put in the document,
+# so that FastAPI does not also attach their model to the route's own media type, text/csv.
+_CSV_RESPONSES: dict[int | str, dict[str, object]] = {
+    **{
+        status: {
+            "description": response["description"],
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status, response in PROBLEM_RESPONSES.items()
+    },
+    200: {
+        "description": "One row per node of the tree, root first, depth first, with a header "
+        "row; figures as decimal strings, empty where a figure does not apply",
+        "content": {CSV: {"schema": {"type": "string"}}},
+        "headers": {
+            "Content-Disposition": {
+                "description": "attachment, named after the budget and the feed position",
+                "schema": {"type": "string"},
+            }
+        },
+    },
+}
+
+
+@router.get("/budgets/{budget_id}/flow", operation_id="getBudgetFlow", responses=PROBLEM_RESPONSES)
+def get_budget_flow(
+    budget_id: UUID, ledger: Ledger, caller: CurrentActor, known_at: KnownAt, as_of: AsOf = None
+) -> BudgetFlow:
+    """Trace a budget's money to allocations, contracts, grants, deliveries and payments."""
+    return budget_flow(ledger, budget_id, by=caller, as_of=as_of, known_at=known_at)
+
+
+@router.get(
+    "/budgets/{budget_id}/flow.csv",
+    operation_id="exportBudgetFlowCsv",
+    response_class=CsvResponse,
+    responses=_CSV_RESPONSES,
+)
+def export_budget_flow_csv(
+    budget_id: UUID, ledger: Ledger, caller: CurrentActor, known_at: KnownAt, as_of: AsOf = None
+) -> CsvResponse:
+    """Export a budget's funding flow as CSV for spreadsheets, one row per node."""
+    flow = budget_flow(ledger, budget_id, by=caller, as_of=as_of, known_at=known_at)
+    name = f"budget-{flow.budget_id}-flow-at-{flow.position}.csv"
+    return CsvResponse(
+        flow_csv(flow), headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )

@@ -1,0 +1,408 @@
+"""Signed checkpoints of the feed's Merkle tree, the proofs against them, and the check of it all.
+
+The checkpointer hashes each new feed entry into `ledger_leaves` (its canonical bytes, see
+proto/canonical.py), then signs the tree's root with the ledger's Ed25519 key into
+`ledger_checkpoints`. It never signs a tree whose stored leaves no longer lead to the latest
+checkpoint's root, so the checkpoints it keeps are consistent with each other, or it stops.
+
+Costs, deliberately simple for now: a proof reads every leaf hash of its tree (32 bytes per
+entry) and hashes the tree again; the verification decodes and hashes every event once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Literal
+
+from proto.canonical import canonical_bytes, checkpoint_note
+from proto.feed import FeedEntry
+from services.common.errors import InvalidCommand, NotFound, RuleViolation
+from services.ledger.audit import CheckpointSigner, load_signing_key, merkle
+from services.ledger.feed import feed_entry
+from services.ledger.store.reads import CheckpointRow, FeedRow
+
+if TYPE_CHECKING:
+    from services.ledger.application.base import LedgerBase
+    from services.ledger.settings import LedgerSettings
+
+logger = logging.getLogger("services.ledger.audit")
+_CHUNK = 1000  # rows read at a time while hashing or checking the whole feed
+_REORDER_CANDIDATES = 64  # later failing positions tried as the first one's true place
+
+
+class EmptyLedger(RuleViolation):
+    """Nothing is recorded yet, so there is no tree to sign."""
+
+
+class NoCheckpoint(NotFound):
+    """No checkpoint was taken of a tree of this size."""
+
+
+class PositionOutsideTree(InvalidCommand):
+    """The position is not among the entries the tree covers."""
+
+
+class SizesOutOfOrder(InvalidCommand):
+    """A consistency proof goes from a smaller (or equal) tree to a larger one."""
+
+
+class LogDamaged(RuleViolation):
+    """The stored feed or leaf hashes no longer match what was signed: see the verification."""
+
+
+FailureReason = Literal["missing", "altered", "reordered", "root-mismatch", "bad-signature"]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What the verification found wrong first, and where."""
+
+    reason: FailureReason
+    position: int | None
+    tree_size: int | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The outcome of checking every entry, leaf hash and checkpoint."""
+
+    checked_positions: int
+    checked_checkpoints: int
+    failure: Failure | None
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    """An audit path for one entry against a checkpoint."""
+
+    checkpoint: CheckpointRow
+    position: int
+    leaf_hash: bytes
+    path: list[bytes]
+    entry: FeedEntry | None
+
+
+class Checkpointer:
+    """Keeps the leaf hashes and the checkpoints of one ledger, and answers proofs from them."""
+
+    def __init__(
+        self,
+        ledger: LedgerBase,
+        signer: CheckpointSigner,
+        *,
+        every_entries: int,
+        every_seconds: float,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.reads = ledger.reads
+        self._decode = ledger.mapper.to_domain_event
+        self.signer = signer
+        self.every_entries = every_entries
+        self.every_seconds = every_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        # The tree as of this process's last checkpoint, so the next root costs only new leaves.
+        self._frontier: merkle.CompactRange | None = None
+
+    @classmethod
+    def from_settings(cls, ledger: LedgerBase, settings: LedgerSettings) -> Checkpointer:
+        """A checkpointer with the key and the cadence the ledger's settings give."""
+        return cls(
+            ledger,
+            CheckpointSigner(load_signing_key(settings.checkpoint_key.get_secret_value())),
+            every_entries=settings.checkpoint_every_entries,
+            every_seconds=settings.checkpoint_every_seconds,
+        )
+
+    def entry(self, row: FeedRow) -> FeedEntry:
+        """The wire form of a stored feed row, as `GET /events` serves it."""
+        return feed_entry(row, self._decode(row.event))
+
+    def _fill_leaves(self) -> int:
+        """Hash the feed's entries not hashed yet; the last position hashed."""
+        last, head = self.reads.last_leaf(), self.reads.head()
+        while last < head:
+            batch: list[tuple[int, bytes]] = []
+            for row in self.reads.feed(after=last, limit=_CHUNK):
+                position = last + len(batch) + 1
+                if row.position != position:
+                    raise LogDamaged(f"the feed has no entry at position {position}")
+                try:
+                    entry = self.entry(row)
+                except Exception:  # whatever makes an event unreadable, it was not written so
+                    raise LogDamaged(f"the entry at position {position} cannot be read") from None
+                batch.append((position, merkle.leaf_hash(canonical_bytes(entry))))
+            if not batch:
+                break
+            self.reads.add_leaves(batch)
+            last = batch[-1][0]
+        return last
+
+    def _advance(self, tree: merkle.CompactRange, size: int, check: CheckpointRow | None) -> None:
+        """Bring `tree` to `size` stored leaves, checking it still leads to `check`'s root."""
+        while tree.size < size:
+            chunk = self.reads.leaves(after=tree.size, limit=min(_CHUNK, size - tree.size))
+            if not chunk:
+                raise LogDamaged(f"the leaf hash of position {tree.size + 1} is not stored")
+            for position, leaf in chunk:
+                if position != tree.size + 1:
+                    raise LogDamaged(f"the leaf hash of position {tree.size + 1} is not stored")
+                tree.append(leaf)
+                if (
+                    check is not None
+                    and tree.size == check.tree_size
+                    and tree.root() != check.root_hash
+                ):
+                    raise LogDamaged(
+                        f"the stored leaf hashes no longer lead to the root signed at tree "
+                        f"size {tree.size}"
+                    )
+
+    def take(self) -> tuple[CheckpointRow, bool]:
+        """Sign the tree of every entry recorded so far; (checkpoint, whether it is new)."""
+        with self._lock:
+            size = self._fill_leaves()
+            if size == 0:
+                raise EmptyLedger("nothing is recorded yet: there is no tree to sign")
+            latest = self.reads.latest_checkpoint()
+            if latest is not None and latest.tree_size >= size:
+                return latest, False
+            known = self._frontier
+            # A copy: a tree that failed its check must not be taken up again as if it passed.
+            tree = known.copy() if known is not None and known.size <= size else None
+            tree = tree or merkle.CompactRange()
+            self._advance(tree, size, latest)
+            taken_at = self._clock()
+            root = tree.root()
+            signature = self.signer.sign(checkpoint_note(size, root, taken_at))
+            mine = CheckpointRow(size, root, taken_at, self.signer.public_raw, signature)
+            self.reads.add_checkpoint(mine)
+            self._frontier = tree
+            kept = self.reads.checkpoint(size)
+            # Another process may have signed this size first; its checkpoint is the one kept.
+            return (kept, kept == mine) if kept is not None else (mine, True)
+
+    def maybe_checkpoint(self) -> CheckpointRow | None:
+        """Take a checkpoint if N entries or T seconds of entries wait for one; the new one."""
+        head = self.reads.head()
+        latest = self.reads.latest_checkpoint()
+        covered = latest.tree_size if latest is not None else 0
+        if head <= covered:
+            return None
+        if head - covered < self.every_entries:
+            # Time counts from the oldest entry no checkpoint covers, not from the last one taken.
+            oldest = self.reads.feed(after=covered, limit=1)
+            waited = self._clock() - oldest[0].recorded_at if oldest else timedelta(0)
+            if waited < timedelta(seconds=self.every_seconds):
+                return None
+        checkpoint, is_new = self.take()
+        return checkpoint if is_new else None
+
+    # --- proofs -------------------------------------------------------------------------------
+
+    def checkpoint(self, tree_size: int | None) -> CheckpointRow:
+        """The checkpoint of this tree size, or the latest when None; 404 if none was taken."""
+        found = (
+            self.reads.latest_checkpoint()
+            if tree_size is None
+            else self.reads.checkpoint(tree_size)
+        )
+        if found is None:
+            raise NoCheckpoint(
+                "no checkpoint was taken yet"
+                if tree_size is None
+                else f"no checkpoint was taken of the tree of size {tree_size}"
+            )
+        return found
+
+    def _tree(self, checkpoint: CheckpointRow) -> list[bytes]:
+        """Every stored leaf hash of a checkpoint's tree, checked against its signed root."""
+        size = checkpoint.tree_size
+        rows = self.reads.leaves(after=0, limit=size)
+        if len(rows) != size or (rows and rows[-1][0] != size):
+            raise LogDamaged(f"leaf hashes of the tree of size {size} are missing")
+        leaves = [leaf for _, leaf in rows]
+        if merkle.root(leaves) != checkpoint.root_hash:
+            raise LogDamaged(f"the stored leaf hashes no longer lead to checkpoint {size}'s root")
+        return leaves
+
+    def inclusion(self, position: int, tree_size: int | None) -> InclusionProof:
+        """The audit path of the entry at `position` in a checkpoint's tree."""
+        checkpoint = self.checkpoint(tree_size)
+        if position > checkpoint.tree_size:
+            raise PositionOutsideTree(
+                f"position {position} is not in the tree of size {checkpoint.tree_size}"
+            )
+        leaves = self._tree(checkpoint)
+        rows = self.reads.feed(after=position - 1, limit=1)
+        try:
+            entry = self.entry(rows[0]) if rows and rows[0].position == position else None
+        except Exception:  # an unreadable entry is shown as missing; the verification says why
+            entry = None
+        path = merkle.inclusion_path(position - 1, leaves)
+        return InclusionProof(checkpoint, position, leaves[position - 1], path, entry)
+
+    def consistency(
+        self, first: int, second: int | None
+    ) -> tuple[CheckpointRow, CheckpointRow, list[bytes]]:
+        """The proof that one checkpoint's tree is a prefix of a later one's."""
+        later = self.checkpoint(second)
+        if first > later.tree_size:
+            raise SizesOutOfOrder(
+                f"the first tree ({first}) must not be larger than the second ({later.tree_size})"
+            )
+        earlier = self.checkpoint(first)
+        leaves = self._tree(later)
+        if merkle.root(leaves[:first]) != earlier.root_hash:
+            raise LogDamaged(f"the stored leaf hashes no longer lead to checkpoint {first}'s root")
+        return earlier, later, merkle.consistency_proof(first, leaves)
+
+    # --- verification -------------------------------------------------------------------------
+
+    def verify(self) -> Verification:
+        """Rehash every event; check it against its stored leaf hash and every checkpoint."""
+        # One pass in position order, so the first failure found is the first there is; each
+        # checkpoint is checked once the pass has reached its tree size.
+        latest = self.reads.latest_checkpoint()
+        # Positions the log vouches for: those hashed, and those a checkpoint covers.
+        vouched = max(self.reads.last_leaf(), latest.tree_size if latest else 0)
+        end = max(self.reads.head(), vouched)
+        tree, checked = merkle.CompactRange(), 0
+        pending = deque(self.reads.checkpoints(after=0, limit=_CHUNK))
+        first: _Problem | None = None
+        later: list[_Problem] = []  # failing positions after the first: where it may belong
+        for start in range(1, end + 1, _CHUNK):
+            stop = min(start + _CHUNK, end + 1)
+            rows = {r.position: r for r in self.reads.feed(start - 1, stop - start)}
+            stored = dict(self.reads.leaves(start - 1, stop - start))
+            for position in range(start, stop):
+                recorded = stored.get(position)
+                problem, leaf = self._examine(position, rows.get(position), recorded, vouched)
+                if first is not None:
+                    if problem is not None and problem.recorded is not None:
+                        later.append(problem)
+                        if len(later) >= _REORDER_CANDIDATES:
+                            return Verification(position, checked, _classify(first, later))
+                    continue
+                if problem is not None:
+                    first = problem
+                    continue
+                tree.append(leaf)
+                while pending and pending[0].tree_size == position:
+                    failure = self._check(pending.popleft(), tree)
+                    if failure is not None:
+                        return Verification(position, checked, failure)
+                    checked += 1
+                    if not pending:
+                        pending.extend(self.reads.checkpoints(after=position, limit=_CHUNK))
+        failure = _classify(first, later) if first is not None else None
+        return Verification(end, checked, failure)
+
+    def _examine(
+        self, position: int, row: FeedRow | None, recorded: bytes | None, vouched: int
+    ) -> tuple[_Problem | None, bytes]:
+        """The problem with one position, if any, and the leaf hash its entry has now."""
+        if row is None:
+            return _Problem(position, "missing", f"no entry at position {position}"), b""
+        try:
+            entry = self.entry(row)
+        except Exception as exc:  # any failure to read it back means it is not what was written
+            why = f"the event at position {position} cannot be read ({type(exc).__name__})"
+            return _Problem(position, "altered", why, recorded=recorded), b""
+        leaf = merkle.leaf_hash(canonical_bytes(entry))
+        if recorded is None and position <= vouched:
+            why = f"the leaf hash of position {position} is no longer stored"
+            return _Problem(position, "missing", why), leaf
+        if recorded is not None and leaf != recorded:
+            why = f"the entry at position {position} no longer hashes to its stored leaf hash"
+            return _Problem(position, "altered", why, entry, recorded), leaf
+        return None, leaf
+
+    def _check(self, checkpoint: CheckpointRow, tree: merkle.CompactRange) -> Failure | None:
+        """What is wrong with a checkpoint, given the tree of the entries it covers."""
+        size = checkpoint.tree_size
+        note = checkpoint_note(size, checkpoint.root_hash, checkpoint.taken_at)
+        if checkpoint.public_key != self.signer.public_raw:
+            why = f"it was signed with key {checkpoint.public_key.hex()}, not the ledger's key"
+            return Failure("bad-signature", None, size, why)
+        if not self.signer.verifies(note, checkpoint.signature):
+            return Failure("bad-signature", None, size, "its signature does not verify")
+        if tree.root() != checkpoint.root_hash:
+            why = (
+                f"the entries up to position {size} no longer hash to the root signed for them, "
+                "though each matches its stored leaf hash: those were rewritten as well"
+            )
+            return Failure("root-mismatch", None, size, why)
+        return None
+
+
+@dataclass(frozen=True)
+class _Problem:
+    position: int
+    reason: FailureReason
+    detail: str
+    entry: FeedEntry | None = None
+    recorded: bytes | None = None
+
+
+def _classify(first: _Problem, later: list[_Problem]) -> Failure:
+    """The first problem as a failure, telling a moved entry from a changed one."""
+    # An entry that hashes to another position's stored leaf once given that position was
+    # recorded there: the rows were renumbered, not rewritten.
+    if first.entry is not None:
+        for other in later:
+            moved = first.entry.model_copy(update={"position": other.position})
+            if merkle.leaf_hash(canonical_bytes(moved)) == other.recorded:
+                detail = f"position {first.position} holds the entry recorded at {other.position}"
+                return Failure("reordered", first.position, None, detail)
+    return Failure(first.reason, first.position, None, first.detail)
+
+
+async def run_checkpointer(
+    checkpointer: Checkpointer,
+    *,
+    stop: asyncio.Event | None = None,
+    poll_seconds: float | None = None,
+) -> None:
+    """Take checkpoints as the settings ask until `stop` is set (or the task is cancelled)."""
+    stop = stop or asyncio.Event()
+    interval = poll_seconds if poll_seconds is not None else min(checkpointer.every_seconds, 1.0)
+    last_error = ""
+    while not stop.is_set():
+        try:
+            taken = await asyncio.to_thread(checkpointer.maybe_checkpoint)
+            last_error = ""
+            if taken is not None:
+                logger.info("checkpoint of tree size %d signed", taken.tree_size)
+        except Exception as exc:
+            # Said once per distinct trouble, not every poll; retried until it goes away.
+            if str(exc) != last_error:
+                logger.exception("no checkpoint could be taken; retrying")
+                last_error = str(exc)
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+
+
+@asynccontextmanager
+async def checkpointing(
+    checkpointer: Checkpointer, *, poll_seconds: float | None = None
+) -> AsyncIterator[None]:
+    """Run the checkpointer in the background for the duration; its last round ends first."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_checkpointer(checkpointer, stop=stop, poll_seconds=poll_seconds),
+        name="ledger-checkpointer",
+    )
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
