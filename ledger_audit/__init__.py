@@ -1,0 +1,1 @@
+"""`ledger-audit`: the auditor's command line, working against the ledger's HTTP API only."""

@@ -1,0 +1,91 @@
+"""The ledger's HTTP API as the auditor's tools read it: pages followed to the end."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+
+class LedgerUnreachable(Exception):
+    """The ledger did not answer as its API says; the message says what it answered."""
+
+
+class AuditClient:
+    """A bearer-token client of the ledger for an auditor (or finance, or a service)."""
+
+    def __init__(self, url: str, token: str, timeout: float = 30.0) -> None:
+        self._http = httpx.Client(
+            base_url=url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout,
+            trust_env=False,
+        )
+        self.url = url
+
+    def get(self, path: str, **params: Any) -> Any:
+        """The JSON of a GET; LedgerUnreachable for anything but a 200."""
+        response = self._get(path, params)
+        try:
+            return response.json()
+        except ValueError:
+            raise LedgerUnreachable(f"{path} did not answer JSON") from None
+
+    def text(self, path: str, **params: Any) -> str:
+        """The text of a GET (e.g. CSV)."""
+        return self._get(path, params).text
+
+    def _get(self, path: str, params: dict[str, Any]) -> httpx.Response:
+        query = {key: value for key, value in params.items() if value is not None}
+        try:
+            response = self._http.get(path, params=query)
+        except httpx.TransportError as exc:
+            raise LedgerUnreachable(f"the ledger at {self.url} did not answer: {exc}") from None
+        if response.status_code != 200:
+            detail = response.text[:500]
+            with contextlib.suppress(ValueError):
+                detail = response.json().get("detail", detail)
+            raise LedgerUnreachable(f"{path} answered {response.status_code}: {detail}")
+        return response
+
+    def head(self) -> int:
+        """The feed's last position now."""
+        head: int = self.get("/events", after=0, limit=1)["head"]
+        return head
+
+    def feed(self, page_size: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every feed entry in order, as served (parsed JSON, never re-rendered)."""
+        after = 0
+        while True:
+            page = self.get("/events", after=after, limit=page_size)
+            if not page["entries"]:
+                return
+            yield from page["entries"]
+            after = page["next_after"]
+
+    def leaves(self, up_to: int) -> Iterator[tuple[int, str]]:
+        """(position, leaf hash) as the ledger recorded them, up to a position."""
+        after = 0
+        while after < up_to:
+            page = self.get("/audit/leaves", after=after, limit=1000)
+            if not page["leaves"]:
+                return
+            for leaf in page["leaves"]:
+                yield leaf["position"], leaf["leaf_hash"]
+            after = page["next_after"]
+
+    def checkpoints(self) -> list[dict[str, Any]]:
+        """Every checkpoint the ledger kept, oldest first."""
+        found: list[dict[str, Any]] = []
+        cursor: int | None = 0
+        while cursor is not None:
+            page = self.get("/audit/checkpoints", limit=100, cursor=cursor)
+            found += page["items"]
+            cursor = page["next_cursor"]
+        return sorted(found, key=lambda c: c["tree_size"])
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
