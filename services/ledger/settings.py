@@ -8,8 +8,8 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import ServiceSettings
-from services.ledger.audit import load_signing_key
 from services.ledger.audit.ocid import DEFAULT_OCID_PREFIX, check_prefix
+from services.ledger.audit.signing import load_signing_key
 
 # Only for development: deployments set LEDGER_BENEFICIARY_KEY to a secret of their own.
 DEVELOPMENT_BENEFICIARY_KEY = "development-only-beneficiary-key"

@@ -19,7 +19,6 @@ from pymerkle import InmemoryTree  # type: ignore[import-untyped]
 from proto.actor import Actor, Role
 from proto.canonical import canonical_bytes, checkpoint_note
 from proto.feed import FeedEntry
-from services.ledger.audit import load_signing_key
 from services.ledger.audit.merkle import (
     EMPTY_ROOT,
     CompactRange,
@@ -31,6 +30,7 @@ from services.ledger.audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from services.ledger.audit.signing import load_signing_key
 from tests.support.merkle_reference import pymerkle_inclusion, rfc_verify_consistency
 
 

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Literal
 from proto.canonical import canonical_bytes, checkpoint_note
 from proto.feed import FeedEntry
 from services.common.errors import InvalidCommand, NotFound, RuleViolation
-from services.ledger.audit import CheckpointSigner, load_signing_key, merkle
+from services.ledger.audit import merkle
+from services.ledger.audit.signing import CheckpointSigner, load_signing_key
 from services.ledger.feed import feed_entry
 from services.ledger.store.reads import CheckpointRow, FeedRow
 
