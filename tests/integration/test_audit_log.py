@@ -357,6 +357,25 @@ async def test_tampering_in_the_database_is_named_at_its_first_position(
         assert "recorded at 6" in failure["detail"]
 
 
+async def test_the_reconciliation_names_the_event_the_checkpoints_no_longer_vouch_for(
+    audited: Audited,
+) -> None:
+    client = audited.client
+    budget = await record(client, 4)
+    await take(client)
+    honest = await read(client, "/audit/reconcile")
+    assert honest["violations"] == []
+    assert next(c for c in honest["checks"] if c["rule"].startswith("merkle"))["ran"] is True
+
+    Database(audited.ledger).inflate_allocation(3)
+    found = (await read(client, "/audit/reconcile"))["violations"]
+    checkpoint = [v for v in found if v["rule"] == "checkpoint-altered"]
+    assert len(checkpoint) == 1, found
+    [event] = checkpoint[0]["events"]
+    assert (event["position"], event["stream_id"]) == (3, budget["id"])
+    assert event["event_type"] == "allocation.made"
+
+
 async def test_leaf_hashes_rewritten_with_the_event_are_caught_by_the_signed_root(
     audited: Audited,
 ) -> None:

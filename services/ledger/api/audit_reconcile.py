@@ -12,12 +12,17 @@ from services.common.auth import Authenticated, CurrentActor
 from services.common.problems import PROBLEM_RESPONSES
 from services.ledger.api.deps import Ledger
 from services.ledger.audit.checkpoints import Checkpointer
-from services.ledger.audit.reconcile import MerkleCheck, reconcile_ledger
+from services.ledger.audit.reconcile import (
+    MerkleCheck,
+    event_ref,
+    feed_pages,
+    reconcile_ledger,
+)
 
 router = APIRouter(dependencies=[Authenticated], tags=["audit"], responses=PROBLEM_RESPONSES)
 
 
-def merkle_check(request: Request) -> MerkleCheck | None:
+def merkle_check(request: Request, ledger: Ledger) -> MerkleCheck | None:
     """The check of the stored log against its signed checkpoints (the verification's)."""
     checkpointer: Checkpointer | None = getattr(request.app.state, "checkpointer", None)
     if checkpointer is None:
@@ -28,7 +33,12 @@ def merkle_check(request: Request) -> MerkleCheck | None:
         failure = checkpointer.verify().failure
         if failure is None:
             return []
-        return [Violation(rule=f"checkpoint-{failure.reason}", message=failure.detail, events=[])]
+        # The event now stored at the failing position, if any is: the one to look at.
+        found = feed_pages(ledger)(failure.position - 1, 1) if failure.position else []
+        events = [event_ref(item) for item in found if event_ref(item).position == failure.position]
+        return [
+            Violation(rule=f"checkpoint-{failure.reason}", message=failure.detail, events=events)
+        ]
 
     return check
 

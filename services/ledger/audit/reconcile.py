@@ -70,7 +70,8 @@ PageReader = Callable[[int, int], Sequence[Item]]
 """Feed items after a position (first argument), at most a number of them (second)."""
 
 
-def _ref(item: Item) -> EventRef:
+def event_ref(item: Item) -> EventRef:
+    """How a violation names a feed item, readable or not."""
     if isinstance(item, UnreadableEvent):
         return item.ref
     return EventRef.model_validate(item.model_dump(include=set(EventRef.model_fields)))
@@ -194,7 +195,7 @@ class _Replay:
 
     def see(self, item: Item) -> None:
         """Check one feed item: its place in the feed and in its stream, then its money."""
-        ref = _ref(item)
+        ref = event_ref(item)
         self.count += 1
         self._dense(ref)
         self._contiguous(ref)
@@ -379,12 +380,12 @@ def reconcile(
     after = 0
     while after < head:
         # Events recorded after `head` was read belong to the next run, not half to this one.
-        page = [item for item in read_page(after, page_size) if _ref(item).position <= head]
+        page = [item for item in read_page(after, page_size) if event_ref(item).position <= head]
         if not page:
             break
         for item in page:
             replay.see(item)
-        after = _ref(page[-1]).position
+        after = event_ref(page[-1]).position
     replay.finish(head)
     found = Counter(v.rule for v in replay.violations)
     checks = [
