@@ -214,45 +214,63 @@ class Catalog:
 
     async def start_review(self, item_id: UUID, *, occurred_at: datetime, by: Actor) -> ServiceItem:
         """Put a proposed item under review."""
-        require_role(by, (Role.CIVIL_AFFAIRS,), "review items")
-        async with self.store.writing(caused_by=by) as writer:
-            item = await _load(writer, ServiceItem, item_id, "item")
-            return await _append(
-                writer, "item.review_started", admission.start_review(item), occurred_at
-            )
+        return await self._move(
+            item_id, "item.review_started", admission.start_review, "review items", occurred_at, by
+        )
 
     async def admit(
         self, item_id: UUID, *, funding: list[Funding], occurred_at: datetime, by: Actor
     ) -> ServiceItem:
         """Admit a reviewed item with the funding it brings."""
-        require_role(by, (Role.CIVIL_AFFAIRS,), "admit items")
-        async with self.store.writing(caused_by=by) as writer:
-            item = await _load(writer, ServiceItem, item_id, "item")
-            return await _append(
-                writer, "item.admitted", admission.admit(item, funding), occurred_at
-            )
+        return await self._move(
+            item_id,
+            "item.admitted",
+            lambda item: admission.admit(item, funding),
+            "admit items",
+            occurred_at,
+            by,
+        )
 
     async def reject(
         self, item_id: UUID, *, reason: str, occurred_at: datetime, by: Actor
     ) -> ServiceItem:
         """Reject a proposed or reviewed item, with a reason."""
-        require_role(by, (Role.CIVIL_AFFAIRS,), "reject items")
-        async with self.store.writing(caused_by=by) as writer:
-            item = await _load(writer, ServiceItem, item_id, "item")
-            return await _append(
-                writer, "item.rejected", admission.reject(item, reason), occurred_at
-            )
+        return await self._move(
+            item_id,
+            "item.rejected",
+            lambda item: admission.reject(item, reason),
+            "reject items",
+            occurred_at,
+            by,
+        )
 
     async def retire(
         self, item_id: UUID, *, reason: str, occurred_at: datetime, by: Actor
     ) -> ServiceItem:
         """Retire an admitted item, with a reason."""
-        require_role(by, (Role.CIVIL_AFFAIRS,), "retire items")
+        return await self._move(
+            item_id,
+            "item.retired",
+            lambda item: admission.retire(item, reason),
+            "retire items",
+            occurred_at,
+            by,
+        )
+
+    async def _move(
+        self,
+        item_id: UUID,
+        event_type: str,
+        step: Callable[[ServiceItem], ServiceItem],
+        doing: str,
+        occurred_at: datetime,
+        by: Actor,
+    ) -> ServiceItem:
+        # Every step of admission is the civil-affairs bureau's, and one serialized write.
+        require_role(by, (Role.CIVIL_AFFAIRS,), doing)
         async with self.store.writing(caused_by=by) as writer:
             item = await _load(writer, ServiceItem, item_id, "item")
-            return await _append(
-                writer, "item.retired", admission.retire(item, reason), occurred_at
-            )
+            return await _append(writer, event_type, step(item), occurred_at)
 
     # --- communities ----------------------------------------------------------------------
 
