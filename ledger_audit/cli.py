@@ -132,13 +132,21 @@ def flow(
     ] = None,
     known_at: Annotated[str | None, typer.Option(help="Record time, or a feed position")] = None,
     csv: Annotated[Path | None, typer.Option(help="Also write the flow as CSV here")] = None,
+    replay: Annotated[
+        bool,
+        typer.Option(
+            help="Have the ledger replay the budget's events for this answer instead of "
+            "reading its flow read model"
+        ),
+    ] = False,
 ) -> None:
     """Where a budget's money went: allocations, contracts, deliveries accepted, payments."""
     client = AuditClient(url, token)
+    asked = {"as_of": as_of, "known_at": known_at, "source": "replay" if replay else None}
     try:
-        answer = client.get(f"/audit/budgets/{budget}/flow", as_of=as_of, known_at=known_at)
+        answer = client.get(f"/audit/budgets/{budget}/flow", **asked)
         if csv is not None:
-            text = client.text(f"/audit/budgets/{budget}/flow.csv", as_of=as_of, known_at=known_at)
+            text = client.text(f"/audit/budgets/{budget}/flow.csv", **asked)
             csv.write_text(text, encoding="utf-8")
     except LedgerUnreachable as exc:
         raise _fail(str(exc), code=2) from None
@@ -147,7 +155,7 @@ def flow(
     root = answer["budget"]
     tree = Tree(_label(root))
     _grow(tree, root)
-    console.print(f"as known at feed position {answer['position']}")
+    console.print(f"as known at feed position {answer['position']} ({answer['source']})")
     console.print(tree)
 
 

@@ -149,4 +149,10 @@ class BudgetFlow(BaseModel):
         description="The business time asked for: only events that occurred at or before it "
         "count; null for the state as recorded, whenever things occurred"
     )
+    source: Literal["read-model", "replay"] = Field(
+        description="Where the figures came from: read-model, the flow read model kept from "
+        "the feed (fast; reconciliation checks it against a replay), or replay, the budget's "
+        "contracts and grants replayed from their events for this answer (asked with "
+        "source=replay; slower, trusting nothing but the events)"
+    )
     budget: FlowNode = Field(description="The root of the tree: the budget itself")

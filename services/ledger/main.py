@@ -29,7 +29,9 @@ from services.ledger.api import (
     projects,
 )
 from services.ledger.application import LedgerApplication
+from services.ledger.audit.background import in_background
 from services.ledger.audit.checkpoints import Checkpointer, checkpointing
+from services.ledger.audit.flow_model import FlowModel
 from services.ledger.catalog import HttpCatalog
 from services.ledger.sealing import PriceSealer
 from services.ledger.settings import (
@@ -43,6 +45,25 @@ from services.ledger.store.config import eventsourcing_env
 logger = logging.getLogger("services.ledger")
 # The organization the ledger names in the service tokens it mints for itself.
 LEDGER_SERVICE_ID = UUID("5e6f1c2a-7b8d-5c4e-9f0a-1b2c3d4e5f60")
+
+
+def open_ledger(
+    settings: LedgerSettings, auth: AuthSettings
+) -> tuple[LedgerApplication, HttpCatalog]:
+    """The ledger application on its database (creating its tables), and its catalog client."""
+    catalog = HttpCatalog(
+        settings.catalog_url,
+        token=ServiceToken(auth, LEDGER_SERVICE_ID, "ledger", configured=settings.catalog_token),
+        timeout=settings.catalog_timeout_seconds,
+        attempts=settings.catalog_attempts,
+    )
+    ledger = LedgerApplication(
+        eventsourcing_env(settings.database_url),
+        beneficiary_key=settings.beneficiary_key.get_secret_value().encode(),
+        catalog=catalog,
+        price_sealer=PriceSealer(settings.sealing_key.get_secret_value().encode()),
+    )
+    return ledger, catalog
 
 
 def create_app(settings: LedgerSettings | None = None, auth: AuthSettings | None = None) -> FastAPI:
@@ -63,27 +84,25 @@ def create_app(settings: LedgerSettings | None = None, auth: AuthSettings | None
                     "is in use; set a secret key in any deployment",
                     name,
                 )
-        catalog = HttpCatalog(
-            settings.catalog_url,
-            token=ServiceToken(
-                auth, LEDGER_SERVICE_ID, "ledger", configured=settings.catalog_token
-            ),
-            timeout=settings.catalog_timeout_seconds,
-            attempts=settings.catalog_attempts,
-        )
-        ledger = LedgerApplication(
-            eventsourcing_env(settings.database_url),
-            beneficiary_key=settings.beneficiary_key.get_secret_value().encode(),
-            catalog=catalog,
-            price_sealer=PriceSealer(settings.sealing_key.get_secret_value().encode()),
-        )
+        ledger, catalog = open_ledger(settings, auth)
         app.state.ledger = ledger
         app.state.checkpointer = Checkpointer.from_settings(ledger, settings)
+        app.state.flow_model = FlowModel(ledger)
         # Idempotency-Key answers are kept beside the events, in the ledger's own database.
         engine = async_engine(settings.database_url)
         try:
             await open_idempotency(app, engine, create=True)
-            async with checkpointing(app.state.checkpointer):
+            # Reads bring the flow model up to date themselves; keeping it close to the head
+            # in between makes them cheap.
+            async with (
+                checkpointing(app.state.checkpointer),
+                in_background(
+                    "ledger-flow-model",
+                    app.state.flow_model.catch_up,
+                    every=1.0,
+                    failing="the flow read model could not catch up",
+                ),
+            ):
                 yield
         finally:
             await engine.dispose()

@@ -114,6 +114,13 @@ async def test_an_auditor_verifies_reads_the_flow_reconciles_and_exports(
     assert flow.returncode == 0, flow.stderr
     assert "paid 30000.00" in flow.stdout
     assert "appropriated 30850000.00" in flow.stdout
+    assert "(read-model)" in flow.stdout
+    # Replayed from the events instead, the same tree but for where it came from.
+    replayed = audit(
+        ledger, "flow", budget["id"], "--as-of", "2014-12-31T23:59:59+08:00", "--replay"
+    )
+    assert replayed.returncode == 0, replayed.stderr
+    assert replayed.stdout == flow.stdout.replace("(read-model)", "(replay)")
 
     reconciled = audit(ledger, "reconcile")
     assert reconciled.returncode == 0, reconciled.stdout

@@ -25,7 +25,14 @@ from proto.feed import FeedEntry
 from proto.reconciliation import EventRef, Reconciliation, Violation
 from services.ledger.api import audit_reconcile
 from services.ledger.application import LedgerApplication
-from services.ledger.audit.reconcile import CHECKS, MERKLE, feed_pages, reconcile, reconcile_ledger
+from services.ledger.audit.reconcile import (
+    CHECKS,
+    FLOW_MODEL,
+    MERKLE,
+    feed_pages,
+    reconcile,
+    reconcile_ledger,
+)
 from tests.support.actors import AUDIT_OFFICE_ID, AUDITOR, FINANCE, acting
 from tests.support.catalog import Parties
 from tests.support.feeds import read_whole_feed
@@ -42,9 +49,10 @@ BACKDATED = "2014-06-01T00:00:00+08:00"
 @pytest.fixture
 def ledger_app(ledger_app: FastAPI) -> FastAPI:
     """The ledger, its reconciliation checking the replay alone."""
-    # These tests are about the replay; the checkpoint check is its own module's to test, and
-    # a test of it through the hook is below.
+    # These tests are about the replay; the checks of the checkpoints and of the flow read
+    # model are their own modules' to test (a test of the first through its hook is below).
     ledger_app.dependency_overrides[audit_reconcile.merkle_check] = lambda: None
+    ledger_app.dependency_overrides[audit_reconcile.flow_check] = lambda: None
     return ledger_app
 
 
@@ -136,8 +144,9 @@ async def test_an_honest_ledger_reconciles_with_every_check_run(
     assert (report.checked_through, report.events_checked) == (len(entries), len(entries))
     ran = {check.rule: (check.ran, check.violations) for check in report.checks}
     assert {rule: ran[rule] for rule in CHECKS} == dict.fromkeys(CHECKS, (True, 0))
-    # The checkpoint check is listed too, run or not, so a reader knows what was not checked.
-    assert set(ran) == {*CHECKS, MERKLE}
+    # The checks beside the feed are listed too, run or not, so a reader knows what was not.
+    assert set(ran) == {*CHECKS, MERKLE, FLOW_MODEL}
+    assert ran[MERKLE] == ran[FLOW_MODEL] == (False, 0)
 
 
 async def test_overseers_may_reconcile_and_no_one_else(ledger: httpx.AsyncClient) -> None:

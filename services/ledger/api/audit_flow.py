@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from proto.audit import BudgetFlow
 from services.common.auth import Authenticated, CurrentActor
 from services.common.problems import PROBLEM_JSON, PROBLEM_RESPONSES
 from services.ledger.api.deps import AsOf, KnownAt, Ledger
-from services.ledger.audit.flow import budget_flow
+from services.ledger.audit.flow import FlowSource, budget_flow
 from services.ledger.audit.flow_csv import flow_csv
+from services.ledger.audit.flow_model import FlowModel
 
 CSV = "text/csv"
 
@@ -49,12 +51,33 @@ _CSV_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
+Source = Annotated[
+    FlowSource,
+    Query(
+        description="read-model (default): from the flow read model kept from the feed; "
+        "replay: from the budget's own events and those of its contracts and grants, replayed "
+        "for this answer, for an auditor who trusts nothing else (slower)"
+    ),
+]
+
+
+def _model(request: Request, source: FlowSource) -> FlowModel | None:
+    return request.app.state.flow_model if source == "read-model" else None
+
+
 @router.get("/budgets/{budget_id}/flow", operation_id="getBudgetFlow", responses=PROBLEM_RESPONSES)
 def get_budget_flow(
-    budget_id: UUID, ledger: Ledger, caller: CurrentActor, known_at: KnownAt, as_of: AsOf = None
+    request: Request,
+    budget_id: UUID,
+    ledger: Ledger,
+    caller: CurrentActor,
+    known_at: KnownAt,
+    as_of: AsOf = None,
+    source: Source = "read-model",
 ) -> BudgetFlow:
     """Trace a budget's money to allocations, contracts, grants, deliveries and payments."""
-    return budget_flow(ledger, budget_id, by=caller, as_of=as_of, known_at=known_at)
+    model = _model(request, source)
+    return budget_flow(ledger, budget_id, by=caller, as_of=as_of, known_at=known_at, model=model)
 
 
 @router.get(
@@ -64,10 +87,17 @@ def get_budget_flow(
     responses=_CSV_RESPONSES,
 )
 def export_budget_flow_csv(
-    budget_id: UUID, ledger: Ledger, caller: CurrentActor, known_at: KnownAt, as_of: AsOf = None
+    request: Request,
+    budget_id: UUID,
+    ledger: Ledger,
+    caller: CurrentActor,
+    known_at: KnownAt,
+    as_of: AsOf = None,
+    source: Source = "read-model",
 ) -> CsvResponse:
     """Export a budget's funding flow as CSV for spreadsheets, one row per node."""
-    flow = budget_flow(ledger, budget_id, by=caller, as_of=as_of, known_at=known_at)
+    model = _model(request, source)
+    flow = budget_flow(ledger, budget_id, by=caller, as_of=as_of, known_at=known_at, model=model)
     name = f"budget-{flow.budget_id}-flow-at-{flow.position}.csv"
     return CsvResponse(
         flow_csv(flow), headers={"Content-Disposition": f'attachment; filename="{name}"'}

@@ -12,8 +12,10 @@ from services.common.auth import Authenticated, CurrentActor
 from services.common.problems import PROBLEM_RESPONSES
 from services.ledger.api.deps import Ledger
 from services.ledger.audit.checkpoints import Checkpointer
+from services.ledger.audit.flow_check import flow_model_check
+from services.ledger.audit.flow_model import FlowModel
 from services.ledger.audit.reconcile import (
-    MerkleCheck,
+    OuterCheck,
     event_ref,
     feed_pages,
     reconcile_ledger,
@@ -22,7 +24,7 @@ from services.ledger.audit.reconcile import (
 router = APIRouter(dependencies=[Authenticated], tags=["audit"], responses=PROBLEM_RESPONSES)
 
 
-def merkle_check(request: Request, ledger: Ledger) -> MerkleCheck | None:
+def merkle_check(request: Request, ledger: Ledger) -> OuterCheck | None:
     """The check of the stored log against its signed checkpoints (the verification's)."""
     checkpointer: Checkpointer | None = getattr(request.app.state, "checkpointer", None)
     if checkpointer is None:
@@ -43,11 +45,18 @@ def merkle_check(request: Request, ledger: Ledger) -> MerkleCheck | None:
     return check
 
 
+def flow_check(request: Request, ledger: Ledger, caller: CurrentActor) -> OuterCheck | None:
+    """The check of the funding-flow read model against a replay of each budget."""
+    model: FlowModel | None = getattr(request.app.state, "flow_model", None)
+    return None if model is None else flow_model_check(ledger, model, by=caller)
+
+
 @router.get("/audit/reconcile", operation_id="reconcileLedger")
 def reconcile(
     ledger: Ledger,
     caller: CurrentActor,
-    merkle: Annotated[MerkleCheck | None, Depends(merkle_check)],
+    merkle: Annotated[OuterCheck | None, Depends(merkle_check)],
+    flows: Annotated[OuterCheck | None, Depends(flow_check)],
 ) -> Reconciliation:
     """Replay the whole feed and report every broken invariant with the events involved."""
-    return reconcile_ledger(ledger, by=caller, merkle=merkle)
+    return reconcile_ledger(ledger, by=caller, merkle=merkle, flow_model=flows)

@@ -11,12 +11,11 @@ entry) and hashes the tree again; the verification decodes and hashes every even
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
@@ -25,6 +24,7 @@ from proto.canonical import canonical_bytes, checkpoint_note
 from proto.feed import FeedEntry
 from services.common.errors import InvalidCommand, NotFound, RuleViolation
 from services.ledger.audit import merkle
+from services.ledger.audit.background import in_background
 from services.ledger.audit.signing import CheckpointSigner, load_signing_key
 from services.ledger.feed import feed_entry
 from services.ledger.store.reads import CheckpointRow, FeedRow
@@ -367,43 +367,19 @@ def _classify(first: _Problem, later: list[_Problem]) -> Failure:
     return Failure(first.reason, first.position, None, first.detail)
 
 
-async def run_checkpointer(
-    checkpointer: Checkpointer,
-    *,
-    stop: asyncio.Event | None = None,
-    poll_seconds: float | None = None,
-) -> None:
-    """Take checkpoints as the settings ask until `stop` is set (or the task is cancelled)."""
-    stop = stop or asyncio.Event()
-    interval = poll_seconds if poll_seconds is not None else min(checkpointer.every_seconds, 1.0)
-    last_error = ""
-    while not stop.is_set():
-        try:
-            taken = await asyncio.to_thread(checkpointer.maybe_checkpoint)
-            last_error = ""
-            if taken is not None:
-                logger.info("checkpoint of tree size %d signed", taken.tree_size)
-        except Exception as exc:
-            # Said once per distinct trouble, not every poll; retried until it goes away.
-            if str(exc) != last_error:
-                logger.exception("no checkpoint could be taken; retrying")
-                last_error = str(exc)
-        with suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval)
-
-
-@asynccontextmanager
-async def checkpointing(
+def checkpointing(
     checkpointer: Checkpointer, *, poll_seconds: float | None = None
-) -> AsyncIterator[None]:
-    """Run the checkpointer in the background for the duration; its last round ends first."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(
-        run_checkpointer(checkpointer, stop=stop, poll_seconds=poll_seconds),
-        name="ledger-checkpointer",
+) -> AbstractAsyncContextManager[None]:
+    """Take checkpoints in the background, as the settings ask, for the duration of a block."""
+
+    def signed(taken: CheckpointRow | None) -> None:
+        if taken is not None:
+            logger.info("checkpoint of tree size %d signed", taken.tree_size)
+
+    return in_background(
+        "ledger-checkpointer",
+        checkpointer.maybe_checkpoint,
+        every=poll_seconds if poll_seconds is not None else min(checkpointer.every_seconds, 1.0),
+        failing="no checkpoint could be taken",
+        done=signed,
     )
-    try:
-        yield
-    finally:
-        stop.set()
-        await task

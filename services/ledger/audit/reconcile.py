@@ -52,9 +52,12 @@ CHECKS: dict[str, str] = {
     UNREADABLE: "Every stored event reads as a feed entry of its declared type",
 }
 MERKLE_INVARIANT = "The Merkle root of the feed equals the root of the latest checkpoint"
+FLOW_MODEL = "flow-read-model-differs-from-replay"
+FLOW_MODEL_INVARIANT = "The funding-flow read model gives each budget the flow its events replay to"
 
-MerkleCheck = Callable[[int], Sequence[Violation]]
-"""The checkpoint check: given the position the replay ran through, the violations it finds."""
+OuterCheck = Callable[[int], Sequence[Violation]]
+"""A check of what lies beside the feed (the checkpoints, a read model): given the position the
+replay ran through, the violations it finds."""
 
 
 @dataclass(frozen=True)
@@ -370,10 +373,15 @@ def reconcile(
     read_page: PageReader,
     *,
     head: int,
-    merkle: MerkleCheck | None = None,
+    merkle: OuterCheck | None = None,
+    flow_model: OuterCheck | None = None,
     page_size: int = PAGE_SIZE,
 ) -> Reconciliation:
-    """Replay the feed from position 1 through `head`, page by page, checking every invariant."""
+    """Replay the feed from position 1 through `head`, page by page, checking every invariant.
+
+    The checks of what lies beside the feed (the Merkle log, the read model) run when given,
+    and the answer says which did not.
+    """
     if page_size < 1:
         raise ValueError(f"page size must be at least 1, got {page_size}")
     replay = _Replay()
@@ -392,14 +400,23 @@ def reconcile(
         CheckRun(rule=rule, invariant=invariant, ran=True, violations=found[rule])
         for rule, invariant in CHECKS.items()
     ]
-    merkle_found = [] if merkle is None else list(merkle(head))
-    ran, count = merkle is not None, len(merkle_found)
-    checks.append(CheckRun(rule=MERKLE, invariant=MERKLE_INVARIANT, ran=ran, violations=count))
+    violations = list(replay.violations)
+    for rule, invariant, outer in (
+        (MERKLE, MERKLE_INVARIANT, merkle),
+        (FLOW_MODEL, FLOW_MODEL_INVARIANT, flow_model),
+    ):
+        outer_found = [] if outer is None else list(outer(head))
+        checks.append(
+            CheckRun(
+                rule=rule, invariant=invariant, ran=outer is not None, violations=len(outer_found)
+            )
+        )
+        violations += outer_found
     return Reconciliation(
         checked_through=head,
         events_checked=replay.count,
         checks=checks,
-        violations=[*replay.violations, *merkle_found],
+        violations=violations,
     )
 
 
@@ -407,11 +424,16 @@ def reconcile_ledger(
     ledger: LedgerBase,
     *,
     by: Actor,
-    merkle: MerkleCheck | None = None,
+    merkle: OuterCheck | None = None,
+    flow_model: OuterCheck | None = None,
     page_size: int = PAGE_SIZE,
 ) -> Reconciliation:
     """Reconcile the whole ledger as it stands; for overseers only (403 for anyone else)."""
     require_role(by, OVERSEERS, "reconcile the whole ledger")
     return reconcile(
-        feed_pages(ledger), head=ledger.reads.head(), merkle=merkle, page_size=page_size
+        feed_pages(ledger),
+        head=ledger.reads.head(),
+        merkle=merkle,
+        flow_model=flow_model,
+        page_size=page_size,
     )

@@ -51,18 +51,18 @@ class CheckpointRow:
     signature: bytes
 
 
-def _micros_to_datetime(micros: int) -> datetime:
+def micros_to_datetime(micros: int) -> datetime:
     seconds, micro = divmod(micros, 1_000_000)
     return datetime.fromtimestamp(seconds, UTC).replace(microsecond=micro)
 
 
-def _datetime_to_micros(moment: datetime) -> int:
+def datetime_to_micros(moment: datetime) -> int:
     delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-class LedgerReads:
-    """Queries over the ledger's own tables, beside the event store."""
+class LedgerSql:
+    """The ledger database's dialect: its tables' names, placeholders and transactions."""
 
     def __init__(self, recorder: ApplicationRecorder) -> None:
         events = recorder.events_table_name  # type: ignore[attr-defined]
@@ -93,10 +93,23 @@ class LedgerReads:
         with self._datastore.transaction(commit=False) as cursor:
             yield cursor
 
+    def _sql(self, sql: str) -> str:
+        """SQL written with `?` placeholders, in this database's style."""
+        return sql.replace("?", self._placeholder)
+
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._cursor() as cursor:
-            cursor.execute(sql.replace("?", self._placeholder), list(params))
+            cursor.execute(self._sql(sql), list(params))
             return list(cursor.fetchall())
+
+    def _write(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            with self._datastore.transaction(commit=True) as cursor:
+                cursor.executemany(self._sql(sql), [list(r) for r in rows])
+
+
+class LedgerReads(LedgerSql):
+    """Queries over the ledger's own tables, beside the event store."""
 
     def _feed_select(self) -> str:
         return (
@@ -109,7 +122,7 @@ class LedgerReads:
     def _feed_row(self, row: Any) -> FeedRow:
         return FeedRow(
             position=row["position"],
-            recorded_at=_micros_to_datetime(row["recorded_at"]),
+            recorded_at=micros_to_datetime(row["recorded_at"]),
             caused_by=Actor(
                 role=Role(row["actor_role"]),
                 organization_id=UUID(row["actor_organization"]),
@@ -153,7 +166,7 @@ class LedgerReads:
         rows = self._rows(
             f"SELECT position FROM {self._table(FEED_TABLE)} WHERE recorded_at <= ? "
             "ORDER BY position DESC LIMIT 1",
-            (_datetime_to_micros(moment),),
+            (datetime_to_micros(moment),),
         )
         return int(rows[0]["position"]) if rows else 0
 
@@ -205,11 +218,6 @@ class LedgerReads:
 
     # --- the verifiable log's leaf hashes and checkpoints (services/ledger/audit/) -------------
 
-    def _write(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            with self._datastore.transaction(commit=True) as cursor:
-                cursor.executemany(sql.replace("?", self._placeholder), [list(r) for r in rows])
-
     def last_leaf(self) -> int:
         """The last position whose leaf hash is stored, 0 when none is."""
         rows = self._rows(
@@ -244,7 +252,7 @@ class LedgerReads:
             CheckpointRow(
                 tree_size=int(r["tree_size"]),
                 root_hash=bytes(r["root_hash"]),
-                taken_at=_micros_to_datetime(r["taken_at"]),
+                taken_at=micros_to_datetime(r["taken_at"]),
                 public_key=bytes(r["public_key"]),
                 signature=bytes(r["signature"]),
             )
@@ -277,7 +285,7 @@ class LedgerReads:
                 (
                     checkpoint.tree_size,
                     checkpoint.root_hash,
-                    _datetime_to_micros(checkpoint.taken_at),
+                    datetime_to_micros(checkpoint.taken_at),
                     checkpoint.public_key,
                     checkpoint.signature,
                 )

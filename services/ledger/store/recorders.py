@@ -18,6 +18,11 @@ checkpointer after the fact rather than with the events:
 - `ledger_leaves`: the Merkle leaf hash of each feed position, a read model rebuildable from
   the feed, kept so proofs need not decode every event again.
 - `ledger_checkpoints`: the signed tree heads, one per tree size, kept for good.
+
+And two for read models, rebuildable from the feed (services/ledger/audit/flow_model.py):
+
+- `ledger_read_models`: the feed position each read model reflects.
+- `ledger_flow_moves`: how each event moved each funding-flow node, by position.
 """
 
 from __future__ import annotations
@@ -43,6 +48,19 @@ REFERENCES_TABLE = "ledger_references"
 STREAMS_TABLE = "ledger_streams"
 LEAVES_TABLE = "ledger_leaves"
 CHECKPOINTS_TABLE = "ledger_checkpoints"
+READ_MODELS_TABLE = "ledger_read_models"
+FLOW_MOVES_TABLE = "ledger_flow_moves"
+# A flow move's figures: signed fen by which an event changed a node's own figure, or null.
+FLOW_FIGURES = (
+    "amount",
+    "appropriated",
+    "allocated",
+    "committed",
+    "released",
+    "accepted",
+    "paid",
+    "remaining",
+)
 # The facts lists filter on; each stream fills those that apply to it.
 STREAM_FACTS = ("year", "purpose", "budget_id", "purchaser_id", "implementer_id", "provider_id")
 
@@ -96,6 +114,15 @@ _FEED_COLUMNS = (
     "position, notification_id, recorded_at, actor_role, actor_organization, actor_subject"
 )
 _STREAM_COLUMNS = "stream_id, stream_type, " + ", ".join(STREAM_FACTS)
+# The same on both databases but for the names of their types.
+_FLOW_MOVES_COLUMNS = (
+    "position {integer} NOT NULL, seq {integer} NOT NULL, budget_id {text} NOT NULL, "
+    "node_key {text} NOT NULL, kind {text} NOT NULL, parent_key {text}, "
+    "created {integer} NOT NULL, occurred_at {integer} NOT NULL, "
+    + "".join(f"{name} {{integer}}, " for name in FLOW_FIGURES)
+    + "state {text}, details {text}, PRIMARY KEY (position, seq)"
+)
+_SQLITE_FLOW_MOVES_COLUMNS = _FLOW_MOVES_COLUMNS.format(integer="INTEGER", text="TEXT")
 
 
 class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
@@ -127,6 +154,11 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             f"CREATE TABLE IF NOT EXISTS {CHECKPOINTS_TABLE} ("
             "tree_size INTEGER PRIMARY KEY, root_hash BLOB NOT NULL, "
             "taken_at INTEGER NOT NULL, public_key BLOB NOT NULL, signature BLOB NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {READ_MODELS_TABLE} ("
+            "name TEXT PRIMARY KEY, position INTEGER NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {FLOW_MOVES_TABLE} ({_SQLITE_FLOW_MOVES_COLUMNS})",
+            f"CREATE INDEX IF NOT EXISTS {FLOW_MOVES_TABLE}_by_budget "
+            f"ON {FLOW_MOVES_TABLE} (budget_id, position)",
         ]
 
     def _insert_events(
@@ -220,6 +252,18 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                     "taken_at bigint NOT NULL, public_key bytea NOT NULL, "
                     "signature bytea NOT NULL)"
                 ).format(schema, checkpoints),
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {}.{} ("
+                    "name text PRIMARY KEY, position bigint NOT NULL)"
+                ).format(schema, Identifier(READ_MODELS_TABLE)),
+                SQL("CREATE TABLE IF NOT EXISTS {}.{} (" + _FLOW_MOVES_COLUMNS + ")").format(
+                    schema, Identifier(FLOW_MOVES_TABLE), integer=SQL("bigint"), text=SQL("text")
+                ),
+                SQL("CREATE INDEX IF NOT EXISTS {} ON {}.{} (budget_id, position)").format(
+                    Identifier(f"{FLOW_MOVES_TABLE}_by_budget"),
+                    schema,
+                    Identifier(FLOW_MOVES_TABLE),
+                ),
             ]
         )
         self._insert_tags = SQL("INSERT INTO {}.{} (tag, stream_id) VALUES (%s, %s)").format(

@@ -1,0 +1,161 @@
+"""The funding-flow read model: the same answers as a replay, rebuildable, and checked."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from services.ledger.audit.flow_model import FlowModel
+from services.ledger.audit.reconcile import FLOW_MODEL
+from services.ledger.store.recorders import FLOW_MOVES_TABLE
+from tests.integration.test_audit_flow import story_of
+from tests.integration.test_reconcile import reconciled, tell_the_story
+from tests.support.actors import AUDITOR
+from tests.support.catalog import Parties
+from tests.support.ledger_api import ok
+
+pytestmark = pytest.mark.asyncio
+
+# Business times across the dated story: before it, inside it, between a payment and its
+# reversal, and after it; None is the state as recorded.
+AS_OF = (
+    None,
+    "2014-04-01T00:00:00+08:00",
+    "2014-06-30T23:59:59+08:00",
+    "2014-07-15T00:00:00+08:00",
+    "2015-01-01T00:00:00+08:00",
+)
+
+
+async def answer(ledger: httpx.AsyncClient, budget_id: str, **params: str) -> tuple[int, Any]:
+    """Status and body of a flow question, but for `source`, which says where it came from."""
+    response = await ledger.get(f"/audit/budgets/{budget_id}/flow", params=params, headers=AUDITOR)
+    body = response.json()
+    source = body.pop("source", None)
+    if response.status_code == 200:
+        assert source == params.get("source", "read-model")
+    return response.status_code, body
+
+
+async def head(ledger: httpx.AsyncClient) -> int:
+    """The feed's head."""
+    return int(ok(await ledger.get("/events", params={"limit": 1}, headers=AUDITOR), 200)["head"])
+
+
+async def assert_same_as_replay(ledger: httpx.AsyncClient, budget_id: str) -> None:
+    """At every position the feed has had, and at each business time, both sources agree."""
+    for position in range(await head(ledger) + 1):
+        for as_of in AS_OF:
+            params = {"known_at": str(position)} | ({"as_of": as_of} if as_of else {})
+            kept = await answer(ledger, budget_id, **params)
+            replayed = await answer(ledger, budget_id, **params, source="replay")
+            assert kept == replayed, (position, as_of)
+
+
+async def test_the_read_model_answers_as_a_replay_does_at_every_position_and_date(
+    ledger: httpx.AsyncClient, parties: Parties, catalog_url: str
+) -> None:
+    dated = await story_of(ledger, parties, catalog_url)
+    everything = await tell_the_story(ledger, parties)
+    for budget_id in (dated.budget_id, everything["budget_id"]):
+        await assert_same_as_replay(ledger, budget_id)
+    # Before a budget was opened, both sources say so the same way.
+    early = await answer(ledger, everything["budget_id"], known_at=str(dated.position))
+    assert early[0] == 404
+    assert "was not yet recorded" in early[1]["detail"]
+
+
+async def test_the_model_records_the_position_it_reflects_and_keeps_up_with_writes(
+    ledger_app: FastAPI, ledger: httpx.AsyncClient, parties: Parties
+) -> None:
+    model: FlowModel = ledger_app.state.flow_model
+    story = await tell_the_story(ledger, parties)
+    status, flow = await answer(ledger, story["budget_id"])
+    assert status == 200
+    # The answer reflects the head, and the model has reached it (a read brings it there).
+    assert flow["position"] == await head(ledger)
+    assert model.position() >= flow["position"]
+
+
+async def test_a_rebuilt_model_gives_the_same_answers(
+    ledger_app: FastAPI, ledger: httpx.AsyncClient, parties: Parties, catalog_url: str
+) -> None:
+    model: FlowModel = ledger_app.state.flow_model
+    story = await story_of(ledger, parties, catalog_url)
+    before = [await answer(ledger, story.budget_id, as_of=a) for a in AS_OF if a]
+    before.append(await answer(ledger, story.budget_id))
+    assert model.rebuild() == await head(ledger)
+    after = [await answer(ledger, story.budget_id, as_of=a) for a in AS_OF if a]
+    after.append(await answer(ledger, story.budget_id))
+    assert after == before
+
+
+async def test_two_processes_catching_up_at_once_keep_one_model(
+    ledger_app: FastAPI, ledger: httpx.AsyncClient, parties: Parties, catalog_url: str
+) -> None:
+    story = await story_of(ledger, parties, catalog_url)
+    ledger_app.state.flow_model.rows.reset()
+    # Two followers of one database, as two replicas of the ledger would have.
+    first, second = FlowModel(ledger_app.state.ledger), FlowModel(ledger_app.state.ledger)
+    reached = await asyncio.gather(
+        asyncio.to_thread(first.catch_up), asyncio.to_thread(second.catch_up)
+    )
+    assert list(reached) == [await head(ledger)] * 2
+    await assert_same_as_replay(ledger, story.budget_id)
+
+
+def edit_behind_the_ledgers_back(model: FlowModel, statement: str) -> None:
+    """Run a statement on the read model's table as someone with the database's credentials."""
+    table = model.rows._table(FLOW_MOVES_TABLE)
+    model.rows._write(statement.format(table=table), [()])
+
+
+async def test_an_edited_read_model_is_reported_and_mended_by_a_rebuild(
+    ledger_app: FastAPI,
+    ledger: httpx.AsyncClient,
+    parties: Parties,
+    catalog_url: str,
+    database_url: str,
+) -> None:
+    model: FlowModel = ledger_app.state.flow_model
+    story = await story_of(ledger, parties, catalog_url)
+    honest = await reconciled(ledger)
+    assert honest.violations == []
+    assert [(c.ran, c.violations) for c in honest.checks if c.rule == FLOW_MODEL] == [(True, 0)]
+    # A payment made to look larger than the treasury paid.
+    edit_behind_the_ledgers_back(
+        model, "UPDATE {table} SET paid = paid + 100000 WHERE kind = 'payment' AND paid > 0"
+    )
+    _, edited = await answer(ledger, story.budget_id)
+    assert edited != (await answer(ledger, story.budget_id, source="replay"))[1]
+
+    report = await reconciled(ledger)
+    (violation,) = report.violations
+    assert violation.rule == FLOW_MODEL
+    assert f"budget {story.budget_id}" in violation.message
+    assert "differs in paid" in violation.message
+    assert "rebuild-read-models" in violation.message
+    (check,) = [c for c in report.checks if c.rule == FLOW_MODEL]
+    assert (check.ran, check.violations) == (True, 1)
+
+    # The operator's remedy, as the violation names it: derive the model again from the feed.
+    environment = os.environ | {"LEDGER_DATABASE_URL": database_url}
+    done = subprocess.run(
+        [sys.executable, "-m", "services.ledger", "rebuild-read-models"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"rebuilt through feed position {await head(ledger)}" in done.stdout
+    assert (await reconciled(ledger)).violations == []
+    await assert_same_as_replay(ledger, story.budget_id)
