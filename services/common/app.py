@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -10,24 +10,37 @@ from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.auth import AuthSettings, install_token_verifier
-from services.common.health import health_router
+from services.common.health import health_router, service_answers
 from services.common.idempotency import IdempotencyMiddleware, IdempotencyStore, create_table
 from services.common.idempotency_openapi import document_idempotency
 from services.common.limits import BodySizeLimitMiddleware
+from services.common.observability import install_observability
 from services.common.problems import install_problem_handlers
-from services.common.settings import ServiceSettings
+from services.common.settings import ServiceSettings, refuse_development_secrets
 from services.common.sql import async_engine, ping
 
 Startup = Callable[[FastAPI, AsyncEngine], Awaitable[None]]
 Shutdown = Callable[[FastAPI], Awaitable[None]]
 
 
-def guard_requests(app: FastAPI, auth: AuthSettings, settings: ServiceSettings) -> None:
+def guard_requests(
+    app: FastAPI,
+    auth: AuthSettings,
+    settings: ServiceSettings,
+    *,
+    service: str,
+    development_secrets: Sequence[str] = (),
+) -> None:
     """Bearer tokens, a bound on body size and Idempotency-Key, the same on every service.
 
+    Refuses, in production mode, to guard anything with a development secret (the service's
+    own, named in `development_secrets`, or the token secret): ConfigurationRefused.
     Replayed answers come from `app.state.idempotency`, which the app's lifespan opens with
     `open_idempotency`; until then a request with a key is refused (503), never run unguarded.
     """
+    refuse_development_secrets(
+        service, settings.mode, [*auth.development_secrets(), *development_secrets]
+    )
     verifier = install_token_verifier(app, auth)
     app.add_middleware(
         IdempotencyMiddleware,
@@ -44,6 +57,24 @@ def guard_requests(app: FastAPI, auth: AuthSettings, settings: ServiceSettings) 
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def finish_service(
+    app: FastAPI,
+    auth: AuthSettings,
+    settings: ServiceSettings,
+    *,
+    service: str,
+    development_secrets: Sequence[str] = (),
+) -> None:
+    """What every service adds once its routes are in: problem answers, guards, observability.
+
+    Observability comes last so that it runs first: every answer, a 413 or a replay included,
+    is counted and logged with its request id.
+    """
+    install_problem_handlers(app)
+    guard_requests(app, auth, settings, service=service, development_secrets=development_secrets)
+    install_observability(app, service)
 
 
 async def open_idempotency(app: FastAPI, engine: AsyncEngine, *, create: bool) -> None:
@@ -63,8 +94,13 @@ def create_sql_service(
     routers: Sequence[APIRouter] = (),
     startup: Startup | None = None,
     shutdown: Shutdown | None = None,
+    development_secrets: Sequence[str] = (),
+    depends_on: Mapping[str, str] | None = None,
 ) -> FastAPI:
-    """A FastAPI app whose database engine opens at startup and is disposed at shutdown."""
+    """A FastAPI app whose database engine opens at startup and is disposed at shutdown.
+
+    `depends_on` names the services it calls, by base URL: it is ready only when they answer.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -87,9 +123,12 @@ def create_sql_service(
     async def ready() -> None:
         await ping(app.state.engine)
 
-    app.include_router(health_router(name, ready))
+    checks = {"database": ready} | {
+        dependency: service_answers(dependency, url)
+        for dependency, url in (depends_on or {}).items()
+    }
+    app.include_router(health_router(name, checks))
     for router in routers:
         app.include_router(router)
-    install_problem_handlers(app)
-    guard_requests(app, auth, settings)
+    finish_service(app, auth, settings, service=name, development_secrets=development_secrets)
     return app

@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import Scope
 
 from proto.actor import Actor, Role
+from services.common.settings import secrets_dir
 
 logger = logging.getLogger("services.auth")
 # Only for development: anyone can read it here, so anyone could mint tokens with it.
@@ -35,7 +36,9 @@ _PEM_END = "-----END PUBLIC KEY-----"
 class AuthSettings(BaseSettings):
     """AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEYS, AUTH_JWT_AUDIENCE: shared by the three services."""
 
-    model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore", hide_input_in_errors=True)
+    model_config = SettingsConfigDict(
+        env_prefix="AUTH_", extra="ignore", hide_input_in_errors=True, secrets_dir=secrets_dir()
+    )
 
     jwt_secret: SecretStr = SecretStr(DEVELOPMENT_JWT_SECRET)
     jwt_public_keys: str = ""
@@ -53,6 +56,10 @@ class AuthSettings(BaseSettings):
     def can_mint(self) -> bool:
         """Whether this process holds a signing secret: development, or a secret set on purpose."""
         return not self.jwt_public_keys.strip() or not self.uses_development_secret
+
+    def development_secrets(self) -> list[str]:
+        """The settings left at a development value anyone could use to mint tokens."""
+        return ["AUTH_JWT_SECRET"] if self.can_mint and self.uses_development_secret else []
 
 
 def _algorithm(key: Any) -> str:
@@ -226,13 +233,7 @@ CurrentActor = Annotated[Actor, Depends(current_actor)]
 
 
 def install_token_verifier(app: FastAPI, settings: AuthSettings) -> TokenVerifier:
-    """Make the app verify bearer tokens with these settings; warn if anyone could mint them."""
-    if settings.can_mint and settings.uses_development_secret:
-        logger.warning(
-            "AUTH_JWT_SECRET is not set: tokens are signed with the development secret, which "
-            "anyone can read in the source; set a secret or AUTH_JWT_PUBLIC_KEYS in any "
-            "deployment"
-        )
+    """Make the app verify bearer tokens with these settings."""
     verifier = TokenVerifier(settings)
     app.state.token_verifier = verifier
     return verifier

@@ -33,4 +33,4 @@ if sys.argv[1:] in (["migrate"], ["rebuild-read-models"]):
 elif sys.argv[1:]:
     sys.exit("usage: python -m services.ledger [migrate | rebuild-read-models]")
 else:
-    serve(create_app(settings), settings)
+    serve("ledger", lambda: create_app(settings), settings)

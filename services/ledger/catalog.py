@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from proto.catalog import Organization, ServiceItem
 from services.common.errors import Unavailable
+from services.common.observability import propagate
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -51,7 +52,13 @@ class HttpCatalog:
         attempts: int = 3,
         backoff: float = 0.2,
     ) -> None:
-        self._client = httpx.Client(base_url=base_url, timeout=timeout, trust_env=False)
+        self._client = httpx.Client(
+            base_url=base_url,
+            timeout=timeout,
+            trust_env=False,
+            # The request that asked passes its X-Request-ID on, so both logs name it.
+            event_hooks={"request": [propagate]},
+        )
         self._token = token
         self._attempts = attempts
         self._backoff = backoff

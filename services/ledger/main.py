@@ -10,10 +10,9 @@ from uuid import UUID
 
 from fastapi import FastAPI
 
-from services.common.app import guard_requests, open_idempotency
+from services.common.app import finish_service, open_idempotency
 from services.common.auth import AuthSettings, ServiceToken
-from services.common.health import health_router
-from services.common.problems import install_problem_handlers
+from services.common.health import health_router, service_answers
 from services.common.sql import async_engine
 from services.ledger.api import (
     audit_flow,
@@ -33,6 +32,7 @@ from services.ledger.audit.background import in_background
 from services.ledger.audit.checkpoints import Checkpointer, checkpointing
 from services.ledger.audit.flow_model import FlowModel
 from services.ledger.catalog import HttpCatalog
+from services.ledger.metrics import observe_ledger
 from services.ledger.sealing import PriceSealer
 from services.ledger.settings import (
     DEVELOPMENT_BENEFICIARY_KEY,
@@ -73,21 +73,11 @@ def create_app(settings: LedgerSettings | None = None, auth: AuthSettings | None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        for name, secret, development in (
-            ("LEDGER_BENEFICIARY_KEY", settings.beneficiary_key, DEVELOPMENT_BENEFICIARY_KEY),
-            ("LEDGER_SEALING_KEY", settings.sealing_key, DEVELOPMENT_SEALING_KEY),
-            ("LEDGER_CHECKPOINT_KEY", settings.checkpoint_key, DEVELOPMENT_CHECKPOINT_KEY),
-        ):
-            if secret.get_secret_value() == development:
-                logger.warning(
-                    "%s is not set: the development key, which anyone can read in the source, "
-                    "is in use; set a secret key in any deployment",
-                    name,
-                )
         ledger, catalog = open_ledger(settings, auth)
         app.state.ledger = ledger
         app.state.checkpointer = Checkpointer.from_settings(ledger, settings)
         app.state.flow_model = FlowModel(ledger)
+        observe_ledger(app.state.metrics, ledger, app.state.flow_model)
         # Idempotency-Key answers are kept beside the events, in the ledger's own database.
         engine = async_engine(settings.database_url)
         try:
@@ -119,7 +109,8 @@ def create_app(settings: LedgerSettings | None = None, auth: AuthSettings | None
     async def ready() -> None:
         await asyncio.to_thread(app.state.ledger.reads.head)
 
-    app.include_router(health_router("ledger", ready))
+    checks = {"database": ready, "catalog": service_answers("catalog", settings.catalog_url)}
+    app.include_router(health_router("ledger", checks))
     for module in (
         budgets,
         projects,
@@ -134,6 +125,14 @@ def create_app(settings: LedgerSettings | None = None, auth: AuthSettings | None
     ):
         app.include_router(module.router)
     app.include_router(audit_ocds.ocds_router(settings.ocid_prefix))
-    install_problem_handlers(app)
-    guard_requests(app, auth, settings)
+    development_secrets = [
+        name
+        for name, secret, development in (
+            ("LEDGER_BENEFICIARY_KEY", settings.beneficiary_key, DEVELOPMENT_BENEFICIARY_KEY),
+            ("LEDGER_SEALING_KEY", settings.sealing_key, DEVELOPMENT_SEALING_KEY),
+            ("LEDGER_CHECKPOINT_KEY", settings.checkpoint_key, DEVELOPMENT_CHECKPOINT_KEY),
+        )
+        if secret.get_secret_value() == development
+    ]
+    finish_service(app, auth, settings, service="ledger", development_secrets=development_secrets)
     return app

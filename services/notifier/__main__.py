@@ -25,4 +25,4 @@ if sys.argv[1:] == ["migrate"]:
 elif sys.argv[1:]:
     sys.exit("usage: python -m services.notifier [migrate]")
 else:
-    serve(create_app(settings), settings)
+    serve("notifier", lambda: create_app(settings), settings)

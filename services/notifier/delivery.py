@@ -91,8 +91,10 @@ class Dispatcher:
         client: httpx.AsyncClient | None = None,
         clock: Callable[[], datetime] = now_utc,
         rng: random.Random | None = None,
+        on_attempt: Callable[[AttemptResult], None] = lambda _: None,
     ) -> None:
         self._engine = engine
+        self._on_attempt = on_attempt
         self._settings = settings
         self._timeout = settings.delivery_timeout_seconds
         self._owns_client = client is None
@@ -128,6 +130,7 @@ class Dispatcher:
             async def deliver(delivery: _Due) -> None:
                 async with gate:
                     result = await self._attempt(delivery)
+                self._on_attempt(result)
                 await self._record(delivery, result)
 
             # Every attempt is recorded even if recording another failed; then the first

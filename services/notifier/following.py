@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from proto.feed import FeedEntry, FeedPage
+from services.common.observability import propagate_from
 from services.common.sql import now_utc
 from services.notifier.alerts import (
     SHARE_EVENTS,
@@ -124,6 +125,9 @@ class FeedFollower:
         self._clock = clock
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient(timeout=TIMEOUT_SECONDS, trust_env=False)
+        propagate_from(self._client)
+        # The feed's head as its last page said, for the lag metric; None before any page.
+        self.last_head: int | None = None
         # Parties never change once recorded, so what was learned of a stream stays true.
         self._budgets: dict[str, _BudgetParties] = {}
         self._streams: dict[str, _StreamParties] = {}
@@ -210,6 +214,7 @@ class FeedFollower:
             page = FeedPage.model_validate(body)
         except ValidationError as exc:
             raise FeedUnavailable(f"the {self.feed} feed answered no feed page: {exc}") from None
+        self.last_head = page.head
         positions = [entry.position for entry in page.entries]
         # Positions are dense: anything else would make us skip events, so stop instead.
         if positions != list(range(after + 1, after + 1 + len(positions))):

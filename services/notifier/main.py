@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.common.app import create_sql_service, open_idempotency
 from services.common.auth import AuthSettings
 from services.notifier.api import deliveries, subscriptions
+from services.notifier.metrics import AttemptCounter, observe_notifier
 from services.notifier.settings import DEVELOPMENT_ENCRYPTION_KEY, NotifierSettings
 from services.notifier.store.migrate import upgrade
 from services.notifier.subscriptions import Subscriptions
@@ -29,20 +30,17 @@ def create_app(
     auth = auth or AuthSettings()
 
     async def startup(app: FastAPI, engine: AsyncEngine) -> None:
-        if settings.encryption_key.get_secret_value() == DEVELOPMENT_ENCRYPTION_KEY:
-            logger.warning(
-                "NOTIFIER_ENCRYPTION_KEY is not set: subscription secrets are encrypted with "
-                "the development key, which anyone can read in the source; set your own"
-            )
         if settings.migrate_on_start:
             await upgrade(engine)
         await open_idempotency(app, engine, create=False)
         app.state.subscriptions = Subscriptions(engine, settings)
         app.state.worker = None
         if settings.worker:
-            worker = Worker(engine, settings, auth)
+            attempted = AttemptCounter(app.state.metrics)
+            worker = Worker(engine, settings, auth, on_attempt=attempted)
             app.state.worker = worker
             app.state.worker_task = asyncio.create_task(worker.run(), name="notifier-worker")
+        observe_notifier(app.state.metrics, engine, app.state.worker)
 
     async def shutdown(app: FastAPI) -> None:
         worker: Worker | None = getattr(app.state, "worker", None)
@@ -63,4 +61,10 @@ def create_app(
         routers=[subscriptions.router, deliveries.router],
         startup=startup,
         shutdown=shutdown,
+        depends_on={"ledger": settings.ledger_url, "catalog": settings.catalog_url},
+        development_secrets=(
+            ["NOTIFIER_ENCRYPTION_KEY"]
+            if settings.encryption_key.get_secret_value() == DEVELOPMENT_ENCRYPTION_KEY
+            else []
+        ),
     )

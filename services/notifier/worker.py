@@ -8,14 +8,17 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.auth import AuthSettings, ServiceToken
+from services.common.observability import bound_request_id
 from services.notifier.delivery import Dispatcher
 from services.notifier.following import FeedFollower
 from services.notifier.lease import Lease
+from services.notifier.retries import AttemptResult
 from services.notifier.settings import NotifierSettings
 
 logger = logging.getLogger("services.notifier")
@@ -32,7 +35,14 @@ class Worker:
     another takes over once the holder stops renewing (it crashed, or was stopped).
     """
 
-    def __init__(self, engine: AsyncEngine, settings: NotifierSettings, auth: AuthSettings):
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        settings: NotifierSettings,
+        auth: AuthSettings,
+        *,
+        on_attempt: Callable[[AttemptResult], None] = lambda _: None,
+    ):
         holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._lease = Lease(engine, "worker", holder, timedelta(seconds=settings.lease_seconds))
         token = ServiceToken(auth, NOTIFIER_SERVICE_ID, "notifier", configured=settings.feed_token)
@@ -47,7 +57,7 @@ class Worker:
             )
             for feed, url in (("ledger", settings.ledger_url), ("catalog", settings.catalog_url))
         ]
-        self._dispatcher = Dispatcher(engine, settings)
+        self._dispatcher = Dispatcher(engine, settings, on_attempt=on_attempt)
         self._interval = settings.poll_interval_seconds
         self._stopping = asyncio.Event()
 
@@ -56,7 +66,10 @@ class Worker:
         try:
             while not self._stopping.is_set():
                 try:
-                    busy = await self.round()
+                    # One id per round: the ledger's and catalog's log lines for its reads
+                    # carry it, and so do the notifier's.
+                    with bound_request_id():
+                        busy = await self.round()
                 except Exception:
                     logger.exception("notifier round failed; retrying in %.1f s", self._interval)
                     busy = False
@@ -86,6 +99,11 @@ class Worker:
         if not self._stopping.is_set() and await self._lease.hold():
             busy = await self._dispatcher.deliver_due() > 0 or busy
         return busy
+
+    @property
+    def followers(self) -> list[FeedFollower]:
+        """The followers of the ledger's and the catalog's feeds."""
+        return list(self._followers)
 
     def stop(self) -> None:
         """Finish the delivery in hand, then stop (and give up the lease)."""

@@ -21,6 +21,7 @@ from tests.support.ledger_api import (
     sign_contract,
     street_of,
 )
+from tests.support.metrics import sample
 from tests.support.processes import RunningService, running_services
 from tests.support.readme import section
 from tests.support.receiver import ServedReceiver, webhook_receiver
@@ -219,3 +220,12 @@ async def test_a_receiver_answering_410_is_unsubscribed_and_that_is_notified(
     assert now["state"] == "disabled"
     assert "410" in now["disabled_reason"]
     assert len(receiver.state.of("gone")) == 1  # no retry after 410
+    # Ops see it too: the one attempt counted as gone, and nothing left queued for that hook.
+    with httpx.Client(base_url=stack["notifier"].url, trust_env=False) as http:
+        scraped = http.get("/metrics")
+    assert scraped.status_code == 200
+    assert sample(scraped.text, "notifier_webhook_attempts_total", outcome="gone") == 1.0
+    delivered = sample(scraped.text, "notifier_webhook_attempts_total", outcome="delivered")
+    assert delivered is not None
+    assert delivered >= 1.0  # the subscription.disabled notice, at least
+    assert sample(scraped.text, "notifier_feed_lag_entries", feed="ledger") is not None

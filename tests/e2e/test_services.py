@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from tests.support.ledger_api import (
     sign_contract,
     street_of,
 )
+from tests.support.metrics import sample
 from tests.support.processes import (
     GRACEFUL_EXIT_CODE,
     SERVICES,
@@ -131,6 +133,33 @@ async def test_ledger_story_over_http(services: dict[str, RunningService]) -> No
         earlier_events = len(await read_whole_feed(ledger))
         story = await tell_story(ledger, services["catalog"])
         await check_story(ledger, story, earlier_events)
+
+
+@pytest.mark.asyncio
+async def test_a_request_id_follows_a_call_into_the_catalogs_json_logs(tmp_path: Path) -> None:
+    with running_services(tmp_path, names=["catalog", "ledger"]) as running:
+        traced = {"X-Request-ID": "e2e-signing-0001"}
+        async with httpx.AsyncClient(
+            base_url=running["ledger"].url, trust_env=False, headers=traced
+        ) as ledger:
+            await tell_story(ledger, running["catalog"])
+            answered = await ledger.get("/healthz")
+            assert answered.headers["X-Request-ID"] == "e2e-signing-0001"
+            scraped = await ledger.get("/metrics")
+        catalog_lines = [json.loads(line) for line in running["catalog"].log_tail(500).splitlines()]
+
+    # Signing asked the catalog about the item and the parties, under the caller's id.
+    asked = [line for line in catalog_lines if line.get("request_id") == "e2e-signing-0001"]
+    assert asked, running["catalog"].log_tail()
+    assert {line["service"] for line in asked} == {"catalog"}
+    assert all(line["method"] == "GET" and line["status"] == 200 for line in asked)
+    # The ledger counts what it appended and how its followers keep up.
+    assert sample(scraped.text, "ledger_events_appended_total") == len(STORY_EVENTS)
+    assert sample(scraped.text, "ledger_follower_lag_entries", follower="flow-model") is not None
+    posted = sample(
+        scraped.text, "http_requests_total", method="POST", route="/budgets", status="201"
+    )
+    assert posted == 1.0
 
 
 @pytest.mark.asyncio

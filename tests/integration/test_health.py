@@ -3,7 +3,7 @@ anyone; everything else but the community guide needs a valid bearer token."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from uuid import uuid4
 
@@ -21,7 +21,7 @@ from services.notifier.main import create_app as create_notifier
 from services.notifier.settings import NotifierSettings
 from tests.support.actors import CIVIL_AFFAIRS, FINANCE
 from tests.support.catalog import Parties
-from tests.support.inprocess import client_for
+from tests.support.inprocess import client_for, served
 from tests.support.postgres import PostgresServer
 
 pytestmark = pytest.mark.asyncio
@@ -31,26 +31,85 @@ SERVICES: dict[str, Callable[[str], FastAPI]] = {
     "ledger": lambda url: create_ledger(LedgerSettings(database_url=url)),
     "notifier": lambda url: create_notifier(NotifierSettings(database_url=url)),
 }
+# A loopback port nothing listens on: a service called there does not answer.
+NOBODY = "http://127.0.0.1:9"
+
+
+@pytest.fixture
+def ledger_url(catalog_url: str, tmp_path: Path) -> Iterator[str]:
+    """A ledger served over real HTTP, for the notifier to depend on."""
+    database = f"sqlite:///{tmp_path}/ledger.sqlite3"
+    with served(
+        create_ledger(LedgerSettings(database_url=database, catalog_url=catalog_url))
+    ) as url:
+        yield url
+
+
+def wired(service: str, database_url: str, catalog_url: str, ledger_url: str) -> FastAPI:
+    """The service on its database, calling the catalog and the ledger it depends on."""
+    if service == "ledger":
+        return create_ledger(LedgerSettings(database_url=database_url, catalog_url=catalog_url))
+    if service == "notifier":
+        settings = NotifierSettings(
+            database_url=database_url, ledger_url=ledger_url, catalog_url=catalog_url, worker=False
+        )
+        return create_notifier(settings)
+    return SERVICES[service](database_url)
+
+
+DEPENDS_ON = {"catalog": [], "ledger": ["catalog"], "notifier": ["ledger", "catalog"]}
 
 
 @pytest.mark.parametrize("service", sorted(SERVICES))
-async def test_health_and_readiness(service: str, database_url: str) -> None:
+async def test_health_and_readiness(
+    service: str, database_url: str, catalog_url: str, ledger_url: str
+) -> None:
     # Without a token: probes and load balancers hold none.
-    async with client_for(SERVICES[service](database_url)) as client:
+    async with client_for(wired(service, database_url, catalog_url, ledger_url)) as client:
         health = await client.get("/healthz")
         ready = await client.get("/readyz")
     assert (health.status_code, health.json()) == (200, {"status": "ok", "service": service})
-    assert (ready.status_code, ready.json()["status"]) == (200, "ready")
+    assert (ready.status_code, ready.json()["status"]) == (200, "ready"), ready.text
+    expected = dict.fromkeys(["database", *DEPENDS_ON[service]], "ok")
+    assert ready.json()["checks"] == expected
+
+
+@pytest.mark.parametrize("service", ["ledger", "notifier"])
+async def test_not_ready_while_a_service_it_calls_does_not_answer(
+    service: str, database_url: str, catalog_url: str
+) -> None:
+    # The notifier's ledger, and the ledger's catalog, are nowhere.
+    app = (
+        create_ledger(LedgerSettings(database_url=database_url, catalog_url=NOBODY))
+        if service == "ledger"
+        else create_notifier(
+            NotifierSettings(
+                database_url=database_url, ledger_url=NOBODY, catalog_url=catalog_url, worker=False
+            )
+        )
+    )
+    async with client_for(app) as client:
+        health = await client.get("/healthz")
+        ready = await client.get("/readyz")
+    missing = "catalog" if service == "ledger" else "ledger"
+    assert health.status_code == 200  # alive, so not to be restarted: only not to be sent work
+    assert ready.status_code == 503
+    body = ready.json()
+    assert body["status"] == "unavailable"
+    assert body["checks"]["database"] == "ok"
+    assert body["checks"][missing].startswith(f"the {missing} at {NOBODY} does not answer")
+    assert body["reason"] == f"{missing}: {body['checks'][missing]}"
 
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("service", sorted(SERVICES))
 async def test_not_ready_once_the_database_is_gone(
-    service: str, postgres_server: PostgresServer
+    service: str, postgres_server: PostgresServer, catalog_url: str, ledger_url: str
 ) -> None:
     name = postgres_server.create_database()
     try:
-        async with client_for(SERVICES[service](postgres_server.url(name))) as client:
+        app = wired(service, postgres_server.url(name), catalog_url, ledger_url)
+        async with client_for(app) as client:
             assert (await client.get("/readyz")).status_code == 200
             postgres_server.drop_database(name)
             ready = await client.get("/readyz")

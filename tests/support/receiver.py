@@ -7,6 +7,7 @@ It can be stopped and started again on the same port, to play a receiver that is
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -45,6 +46,9 @@ class Receiver:
     port: int
     secrets: dict[str, list[str]] = field(default_factory=dict)
     answers: dict[str, tuple[int, dict[str, str]]] = field(default_factory=dict)
+    delays: dict[str, float] = field(default_factory=dict)
+    # webhook-ids of deliveries as they arrive, before any delay in answering them
+    arrived: list[str] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -55,6 +59,10 @@ class Receiver:
     def answer(self, hook: str, status: int, headers: dict[str, str] | None = None) -> None:
         """Answer deliveries to `hook` with this status from now on (204 by default)."""
         self.answers[hook] = (status, headers or {})
+
+    def delay(self, hook: str, seconds: float) -> None:
+        """Answer deliveries to `hook` only after `seconds`, as a slow receiver would."""
+        self.delays[hook] = seconds
 
     def of(self, hook: str) -> list[Received]:
         """What arrived for one hook, in order."""
@@ -76,6 +84,9 @@ class Receiver:
         hook = request.path_params["hook"]
         payload = await request.body()
         headers = dict(request.headers)
+        with self._lock:
+            self.arrived.append(headers.get("webhook-id", ""))
+        await asyncio.sleep(self.delays.get(hook, 0))
         verified, body = False, {}
         for secret in self.secrets.get(hook, []):
             try:

@@ -6,7 +6,6 @@ import base64
 import hashlib
 import hmac
 import json
-import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -662,22 +661,8 @@ async def test_the_endpoint_accepts_public_key_tokens_and_refuses_the_developmen
     assert "HS256" in assert_unauthorized(development)["detail"]
 
 
-def warnings_logged(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [
-        record
-        for record in caplog.records
-        if record.name == "services.auth" and record.levelno >= logging.WARNING
-    ]
-
-
-def test_installing_with_the_development_secret_warns(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="services.auth")
-
-    install_token_verifier(FastAPI(), AuthSettings())
-
-    [warning] = warnings_logged(caplog)
-    assert "AUTH_JWT_SECRET" in warning.getMessage()
-    assert "development secret" in warning.getMessage()
+def test_the_development_secret_is_named_as_such() -> None:
+    assert AuthSettings().development_secrets() == ["AUTH_JWT_SECRET"]
 
 
 @pytest.mark.parametrize(
@@ -691,15 +676,10 @@ def test_installing_with_the_development_secret_warns(caplog: pytest.LogCaptureF
         ),
     ],
 )
-def test_installing_with_a_deployment_configuration_does_not_warn(
-    caplog: pytest.LogCaptureFixture, settings: Callable[[], AuthSettings]
+def test_a_deployment_configuration_holds_no_development_secret(
+    settings: Callable[[], AuthSettings],
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="services.auth")
-
-    verifier = install_token_verifier(app := FastAPI(), settings())
-
-    assert warnings_logged(caplog) == []
-    assert app.state.token_verifier is verifier
+    assert settings().development_secrets() == []
 
 
 # The CLI ---------------------------------------------------------------------------------------
