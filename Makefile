@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: run test lint typecheck pytest schemas constraints clean
+.PHONY: run demo test lint typecheck pytest schemas constraints clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; set PYTHON=python3.11")'
@@ -26,6 +26,10 @@ run: $(VENV)/.run-installed
 	@echo "  $(BIN)/python -m services.token --role <role> --org <organization id>"
 	@echo "  roles: finance, civil-affairs, street, community, provider, auditor, service"
 	PATH="$(CURDIR)/$(BIN):$$PATH" PYTHONUNBUFFERED=1 $(BIN)/honcho -f Procfile start
+
+## demo: start the services, load Wuhou's 2014 and Haiyu's story through their APIs, show it
+demo: $(VENV)/.run-installed
+	PYTHONUNBUFFERED=1 $(BIN)/python -m demo
 
 ## test: lint, type-check and run every test (unit, integration on SQLite and PostgreSQL, e2e)
 test: lint typecheck pytest
