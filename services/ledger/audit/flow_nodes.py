@@ -23,19 +23,12 @@ from proto.audit import FlowKind
 from services.ledger.domain.budget import Budget
 from services.ledger.domain.contract import Contract
 from services.ledger.domain.grant import Grant
+from services.ledger.store.recorders import FLOW_FIGURES
 
 NodeKind = FlowKind | Literal["commitment"]
 Figures = Mapping[str, int]
-FIGURES = (
-    "amount",
-    "appropriated",
-    "allocated",
-    "committed",
-    "released",
-    "accepted",
-    "paid",
-    "remaining",
-)
+# Every own figure a node may hold; the read model keeps a column of each.
+FIGURES = FLOW_FIGURES
 # The figures each kind holds of its own; budgets and allocations sum the others from below.
 OWN_FIGURES: dict[NodeKind, tuple[str, ...]] = {
     "budget": ("appropriated", "allocated", "committed", "remaining"),
