@@ -29,6 +29,8 @@ def _stop(signum: int, frame: object) -> None:
 
 def _wait_for_stop() -> None:
     """Until Ctrl-C or SIGTERM; either way the services are then stopped in order."""
+    # Both, explicitly: a shell that starts the demo in the background ignores SIGINT for it.
+    signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     with contextlib.suppress(KeyboardInterrupt):
         signal.pause()
@@ -75,9 +77,11 @@ def main(
                 "\n[bold]Where to look next[/] (the services keep running; Ctrl-C stops them):\n"
                 f"  Haiyu's service guide:   {urls['catalog']}/communities/{haiyu}/guide\n"
                 f"  Longjin's service guide: {urls['catalog']}/communities/{longjin}/guide\n"
-                f"  the ledger's feed:       {urls['ledger']}/events, with a token from\n"
-                "    .venv/bin/python -m services.token --role auditor "
-                f"--org {AUDIT_OFFICE_ID}\n"
+                "  an auditor's token, for what follows:\n"
+                "    export LEDGER_AUDIT_TOKEN=$(.venv/bin/python -m services.token "
+                f"--role auditor --org {AUDIT_OFFICE_ID})\n"
+                f'  the ledger\'s feed:       curl -H "Authorization: Bearer $LEDGER_AUDIT_TOKEN" '
+                f"{urls['ledger']}/events\n"
                 f"  the flow in mid-2014:    .venv/bin/ledger-audit flow {budget_id} "
                 "--as-of 2014-06-30T23:59:59+08:00\n"
                 "  each contract as OCDS:   .venv/bin/ledger-audit export-ocds ocds-2014\n"
