@@ -29,6 +29,7 @@ from services.ledger.audit.flow_nodes import (
     budget_of,
     node_key,
     nodes_of,
+    touched_by,
 )
 from services.ledger.domain.errors import NotFound
 from services.ledger.store.flow_rows import FlowMove, FlowRows, Overtaken
@@ -90,20 +91,22 @@ class FlowModel:
         cached = self._cache.pop(stream_id, None)
         aggregate: Aggregate | None
         if cached is not None and cached[0].version == version - 1:
-            aggregate, before = cached
+            aggregate, known = cached
         else:
             aggregate = (
                 self._ledger.repository.get(stream_id, version=version - 1) if version > 1 else None
             )
-            before = nodes_of(aggregate)
+            known = nodes_of(aggregate)
         changed = event.mutate(aggregate)
         assert changed is not None  # a flow event never deletes its aggregate
-        after = nodes_of(changed)
-        self._cache[stream_id] = (changed, after)
+        # A new aggregate's nodes all come with it; after that, an event moves only a few.
+        after = nodes_of(changed) if aggregate is None else touched_by(changed, event)
+        moves = _diff(row.position, event.occurred_at, budget_of(changed), known, after)  # type: ignore[attr-defined]
+        known.update(after)
+        self._cache[stream_id] = (changed, known)
         while len(self._cache) > _CACHED:
             self._cache.popitem(last=False)
-        occurred_at: datetime = event.occurred_at  # type: ignore[attr-defined]  # every ledger event
-        return _diff(row.position, occurred_at, budget_of(changed), before, after)
+        return moves
 
     def nodes(
         self, budget_id: UUID, *, position: int, as_of: datetime | None

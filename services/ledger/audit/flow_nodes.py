@@ -20,9 +20,9 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from proto.audit import FlowKind
-from services.ledger.domain.budget import Budget
-from services.ledger.domain.contract import Contract
-from services.ledger.domain.grant import Grant
+from services.ledger.domain.budget import Allocation, Budget
+from services.ledger.domain.contract import Contract, Delivery, Payment
+from services.ledger.domain.grant import Grant, Tranche
 from services.ledger.store.recorders import FLOW_FIGURES
 
 NodeKind = FlowKind | Literal["commitment"]
@@ -71,160 +71,162 @@ def _at(moment: datetime) -> str:
     return moment.isoformat()
 
 
+def _budget_node(budget: Budget) -> NodeState:
+    return NodeState(
+        node_key(budget.id, "budget", budget.id),
+        "budget",
+        None,
+        {
+            "appropriated": budget.appropriation_fen,
+            "allocated": budget.allocated_fen,
+            "committed": budget.committed_fen,
+            "remaining": budget.appropriation_fen - budget.committed_fen,
+        },
+        details={
+            "id": str(budget.id),
+            "reference": budget.reference,
+            "title": budget.title,
+            "occurred_at": _at(budget.opened_at),
+            "holder_id": str(budget.holder_id),
+        },
+    )
+
+
+def _allocation_node(budget: Budget, allocation: Allocation) -> NodeState:
+    return NodeState(
+        node_key(budget.id, "allocation", allocation.id),
+        "allocation",
+        node_key(budget.id, "budget", budget.id),
+        {
+            "allocated": allocation.amount_fen,
+            "committed": allocation.committed_fen,
+            "remaining": allocation.amount_fen - allocation.committed_fen,
+        },
+        details={"id": str(allocation.id), "street_office_id": str(allocation.street_office_id)},
+    )
+
+
+def _commitment_node(budget: Budget, allocation: Allocation, holder_id: UUID) -> NodeState:
+    parent = node_key(budget.id, "allocation", allocation.id)
+    return NodeState(commitment_key(budget.id, holder_id), "commitment", parent, {})
+
+
 def _budget_nodes(budget: Budget) -> list[NodeState]:
-    root = node_key(budget.id, "budget", budget.id)
-    nodes = [
-        NodeState(
-            root,
-            "budget",
-            None,
-            {
-                "appropriated": budget.appropriation_fen,
-                "allocated": budget.allocated_fen,
-                "committed": budget.committed_fen,
-                "remaining": budget.appropriation_fen - budget.committed_fen,
-            },
-            details={
-                "id": str(budget.id),
-                "reference": budget.reference,
-                "title": budget.title,
-                "occurred_at": _at(budget.opened_at),
-                "holder_id": str(budget.holder_id),
-            },
-        )
-    ]
+    nodes = [_budget_node(budget)]
     for allocation in budget.allocations.values():
-        key = node_key(budget.id, "allocation", allocation.id)
-        nodes.append(
-            NodeState(
-                key,
-                "allocation",
-                root,
-                {
-                    "allocated": allocation.amount_fen,
-                    "committed": allocation.committed_fen,
-                    "remaining": allocation.amount_fen - allocation.committed_fen,
-                },
-                details={
-                    "id": str(allocation.id),
-                    "street_office_id": str(allocation.street_office_id),
-                },
-            )
-        )
-        nodes += [
-            NodeState(commitment_key(budget.id, holder_id), "commitment", key, {})
-            for holder_id in allocation.commitments
-        ]
+        nodes.append(_allocation_node(budget, allocation))
+        nodes += [_commitment_node(budget, allocation, h) for h in allocation.commitments]
     return nodes
+
+
+def _contract_node(contract: Contract) -> NodeState:
+    released = contract.release.amount_fen if contract.release else 0
+    return NodeState(
+        node_key(contract.id, "contract", contract.id),
+        "contract",
+        commitment_key(contract.budget_id, contract.id),
+        {
+            "amount": contract.value_fen,
+            "committed": contract.committed_fen,
+            "released": released,
+            "accepted": contract.accepted_fen,
+            "paid": contract.paid_fen,
+            "remaining": contract.committed_fen - contract.paid_fen,
+        },
+        contract.state.value,
+        {
+            "id": str(contract.id),
+            "reference": contract.reference,
+            "title": contract.title,
+            "occurred_at": _at(contract.signed_at),
+            "street_office_id": str(contract.purchaser_id),
+            "implementer_id": str(contract.implementer_id),
+            "provider_id": str(contract.provider_id),
+            "item_ids": [str(item) for item in contract.item_ids],
+        },
+    )
+
+
+def _delivery_node(contract: Contract, delivery: Delivery) -> NodeState:
+    return NodeState(
+        node_key(contract.id, "delivery", delivery.id),
+        "delivery",
+        node_key(contract.id, "contract", contract.id),
+        {"amount": delivery.amount_fen, "accepted": delivery.accepted_fen},
+        delivery.state.value,
+        {
+            "id": str(delivery.id),
+            "reference": delivery.reference,
+            "occurred_at": _at(delivery.reported_at),
+        },
+    )
+
+
+def _payment_node(contract: Contract, payment: Payment) -> NodeState:
+    return NodeState(
+        node_key(contract.id, "payment", payment.reference),
+        "payment",
+        node_key(contract.id, "contract", contract.id),
+        {"amount": payment.amount_fen, "paid": 0 if payment.is_reversed else payment.amount_fen},
+        "reversed" if payment.is_reversed else "paid",
+        {
+            "id": payment.reference,
+            "reference": payment.reference,
+            "occurred_at": _at(payment.paid_at),
+        },
+    )
 
 
 def _contract_nodes(contract: Contract) -> list[NodeState]:
-    key = node_key(contract.id, "contract", contract.id)
-    released = contract.release.amount_fen if contract.release else 0
-    nodes = [
-        NodeState(
-            key,
-            "contract",
-            commitment_key(contract.budget_id, contract.id),
-            {
-                "amount": contract.value_fen,
-                "committed": contract.committed_fen,
-                "released": released,
-                "accepted": contract.accepted_fen,
-                "paid": contract.paid_fen,
-                "remaining": contract.committed_fen - contract.paid_fen,
-            },
-            contract.state.value,
-            {
-                "id": str(contract.id),
-                "reference": contract.reference,
-                "title": contract.title,
-                "occurred_at": _at(contract.signed_at),
-                "street_office_id": str(contract.purchaser_id),
-                "implementer_id": str(contract.implementer_id),
-                "provider_id": str(contract.provider_id),
-                "item_ids": [str(item) for item in contract.item_ids],
-            },
-        )
+    return [
+        _contract_node(contract),
+        *(_delivery_node(contract, d) for d in contract.deliveries.values()),
+        *(_payment_node(contract, p) for p in contract.payments.values()),
     ]
-    nodes += [
-        NodeState(
-            node_key(contract.id, "delivery", delivery.id),
-            "delivery",
-            key,
-            {"amount": delivery.amount_fen, "accepted": delivery.accepted_fen},
-            delivery.state.value,
-            {
-                "id": str(delivery.id),
-                "reference": delivery.reference,
-                "occurred_at": _at(delivery.reported_at),
-            },
-        )
-        for delivery in contract.deliveries.values()
-    ]
-    nodes += [
-        NodeState(
-            node_key(contract.id, "payment", payment.reference),
-            "payment",
-            key,
-            {
-                "amount": payment.amount_fen,
-                "paid": 0 if payment.is_reversed else payment.amount_fen,
-            },
-            "reversed" if payment.is_reversed else "paid",
-            {
-                "id": payment.reference,
-                "reference": payment.reference,
-                "occurred_at": _at(payment.paid_at),
-            },
-        )
-        for payment in contract.payments.values()
-    ]
-    return nodes
+
+
+def _grant_node(grant: Grant) -> NodeState:
+    return NodeState(
+        node_key(grant.id, "grant", grant.id),
+        "grant",
+        commitment_key(grant.budget_id, grant.id),
+        {
+            "amount": grant.amount_fen,
+            "committed": grant.committed_fen,
+            "released": grant.released_fen,
+            "accepted": grant.spent_fen,
+            "paid": grant.disbursed_fen,
+            "remaining": grant.committed_fen - grant.disbursed_fen,
+        },
+        grant.state.value,
+        {
+            "id": str(grant.id),
+            "reference": grant.reference,
+            "title": grant.purpose,
+            "occurred_at": _at(grant.awarded_at),
+            "street_office_id": str(grant.grantor_id),
+            "provider_id": str(grant.grantee_id),
+        },
+    )
+
+
+def _tranche_node(grant: Grant, tranche: Tranche) -> NodeState:
+    return NodeState(
+        node_key(grant.id, "tranche", tranche.reference),
+        "tranche",
+        node_key(grant.id, "grant", grant.id),
+        {"amount": tranche.amount_fen, "paid": tranche.amount_fen},
+        "disbursed",
+        {
+            "id": tranche.reference,
+            "reference": tranche.reference,
+            "occurred_at": _at(tranche.disbursed_at),
+        },
+    )
 
 
 def _grant_nodes(grant: Grant) -> list[NodeState]:
-    key = node_key(grant.id, "grant", grant.id)
-    nodes = [
-        NodeState(
-            key,
-            "grant",
-            commitment_key(grant.budget_id, grant.id),
-            {
-                "amount": grant.amount_fen,
-                "committed": grant.committed_fen,
-                "released": grant.released_fen,
-                "accepted": grant.spent_fen,
-                "paid": grant.disbursed_fen,
-                "remaining": grant.committed_fen - grant.disbursed_fen,
-            },
-            grant.state.value,
-            {
-                "id": str(grant.id),
-                "reference": grant.reference,
-                "title": grant.purpose,
-                "occurred_at": _at(grant.awarded_at),
-                "street_office_id": str(grant.grantor_id),
-                "provider_id": str(grant.grantee_id),
-            },
-        )
-    ]
-    nodes += [
-        NodeState(
-            node_key(grant.id, "tranche", tranche.reference),
-            "tranche",
-            key,
-            {"amount": tranche.amount_fen, "paid": tranche.amount_fen},
-            "disbursed",
-            {
-                "id": tranche.reference,
-                "reference": tranche.reference,
-                "occurred_at": _at(tranche.disbursed_at),
-            },
-        )
-        for tranche in grant.tranches.values()
-    ]
-    return nodes
+    return [_grant_node(grant), *(_tranche_node(grant, t) for t in grant.tranches.values())]
 
 
 def nodes_of(aggregate: Aggregate | None) -> dict[str, NodeState]:
@@ -237,6 +239,40 @@ def nodes_of(aggregate: Aggregate | None) -> dict[str, NodeState]:
         nodes = _grant_nodes(aggregate)
     else:
         nodes = []
+    return {node.key: node for node in nodes}
+
+
+def touched_by(aggregate: Aggregate, event: object) -> dict[str, NodeState]:
+    """The nodes one event can have changed: its aggregate's own node, and the child it names.
+
+    Every flow event moves its aggregate's own node (a figure, a state) and at most the one
+    delivery, payment, tranche, allocation or commitment its attributes name; so catching up
+    costs what the event changed, not what the aggregate holds. Reconciliation compares the
+    model with a full replay, which would show a node this missed.
+    """
+    named = event.__dict__
+    nodes: list[NodeState] = []
+    if isinstance(aggregate, Budget):
+        nodes.append(_budget_node(aggregate))
+        allocation = aggregate.allocations.get(named.get("allocation_id"))  # type: ignore[arg-type]
+        if allocation is not None:
+            nodes.append(_allocation_node(aggregate, allocation))
+            holder = named.get("commitment_id")
+            if holder in allocation.commitments:
+                nodes.append(_commitment_node(aggregate, allocation, holder))
+    elif isinstance(aggregate, Contract):
+        nodes.append(_contract_node(aggregate))
+        delivery = aggregate.deliveries.get(named.get("delivery_id"))  # type: ignore[arg-type]
+        if delivery is not None:
+            nodes.append(_delivery_node(aggregate, delivery))
+        payment = aggregate.payments.get(named.get("reference"))  # type: ignore[arg-type]
+        if payment is not None:
+            nodes.append(_payment_node(aggregate, payment))
+    elif isinstance(aggregate, Grant):
+        nodes.append(_grant_node(aggregate))
+        tranche = aggregate.tranches.get(named.get("reference"))  # type: ignore[arg-type]
+        if tranche is not None:
+            nodes.append(_tranche_node(aggregate, tranche))
     return {node.key: node for node in nodes}
 
 
