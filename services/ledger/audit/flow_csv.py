@@ -12,18 +12,10 @@ import io
 from collections.abc import Iterator
 
 from proto.audit import BudgetFlow, FlowNode
+from services.ledger.store.recorders import FLOW_FIGURES
 
-FIGURES = (
-    "amount",
-    "appropriated",
-    "allocated",
-    "committed",
-    "released",
-    "accepted",
-    "paid",
-    "remaining",
-    "overdrawn",
-)
+# The wire's figures: each node's own, and by how much a remaining fell below zero.
+FIGURES = (*FLOW_FIGURES, "overdrawn")
 COLUMNS = (
     "position",
     "as_of",
