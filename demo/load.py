@@ -30,11 +30,10 @@ def at(day: date, hour: int = 10) -> str:
 
 @dataclass
 class Loaded:
-    """Catalog ids by code; budgets and contracts by reference."""
+    """Catalog ids by code; budgets by reference."""
 
     ids: dict[str, str] = field(default_factory=dict)
     budgets: dict[str, dict[str, Any]] = field(default_factory=dict)
-    contracts: dict[str, str] = field(default_factory=dict)
 
 
 async def _each(
@@ -260,7 +259,6 @@ class Loader:
                 street,
             )
         cid = contract["id"]
-        self.loaded.contracts[purchase.reference] = cid
         if contract["state"] == "signed":
             await self.api.post(
                 self.api.ledger,

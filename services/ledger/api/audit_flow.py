@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from proto.audit import BudgetFlow
 from services.common.auth import Authenticated, CurrentActor
@@ -61,12 +61,7 @@ Source = Annotated[
 ]
 
 
-def _model(request: Request, source: FlowSource) -> FlowModel | None:
-    return request.app.state.flow_model if source == "read-model" else None
-
-
-@router.get("/budgets/{budget_id}/flow", operation_id="getBudgetFlow", responses=PROBLEM_RESPONSES)
-def get_budget_flow(
+def read_flow(
     request: Request,
     budget_id: UUID,
     ledger: Ledger,
@@ -75,9 +70,18 @@ def get_budget_flow(
     as_of: AsOf = None,
     source: Source = "read-model",
 ) -> BudgetFlow:
-    """Trace a budget's money to allocations, contracts, grants, deliveries and payments."""
-    model = _model(request, source)
+    """The flow both routes answer with, from the source asked for."""
+    model: FlowModel | None = request.app.state.flow_model if source == "read-model" else None
     return budget_flow(ledger, budget_id, by=caller, as_of=as_of, known_at=known_at, model=model)
+
+
+Flow = Annotated[BudgetFlow, Depends(read_flow)]
+
+
+@router.get("/budgets/{budget_id}/flow", operation_id="getBudgetFlow", responses=PROBLEM_RESPONSES)
+def get_budget_flow(flow: Flow) -> BudgetFlow:
+    """Trace a budget's money to allocations, contracts, grants, deliveries and payments."""
+    return flow
 
 
 @router.get(
@@ -86,18 +90,8 @@ def get_budget_flow(
     response_class=CsvResponse,
     responses=_CSV_RESPONSES,
 )
-def export_budget_flow_csv(
-    request: Request,
-    budget_id: UUID,
-    ledger: Ledger,
-    caller: CurrentActor,
-    known_at: KnownAt,
-    as_of: AsOf = None,
-    source: Source = "read-model",
-) -> CsvResponse:
+def export_budget_flow_csv(flow: Flow) -> CsvResponse:
     """Export a budget's funding flow as CSV for spreadsheets, one row per node."""
-    model = _model(request, source)
-    flow = budget_flow(ledger, budget_id, by=caller, as_of=as_of, known_at=known_at, model=model)
     name = f"budget-{flow.budget_id}-flow-at-{flow.position}.csv"
     return CsvResponse(
         flow_csv(flow), headers={"Content-Disposition": f'attachment; filename="{name}"'}
