@@ -63,6 +63,8 @@ def open_ledger(
         catalog=catalog,
         price_sealer=PriceSealer(settings.sealing_key.get_secret_value().encode()),
     )
+    if settings.group_commit_ms > 0:
+        ledger.start_group_commit(settings.group_commit_ms / 1000)
     return ledger, catalog
 
 

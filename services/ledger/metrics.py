@@ -78,6 +78,18 @@ def observe_ledger(
             lag.add_metric([follower], max(reading.head - reached, 0))
         yield position
         yield lag
+        committer = getattr(ledger.recorder, "group_commit", None)
+        if committer is not None:  # this replica's own writes, counted as they commit
+            yield CounterMetricFamily(
+                "ledger_group_commit_transactions",
+                "Transactions this replica committed writes in",
+                value=committer.stats.batches,
+            )
+            yield CounterMetricFamily(
+                "ledger_group_commit_writes",
+                "Writes this replica committed; over transactions, the mean batch",
+                value=committer.stats.writes,
+            )
         if reading.checkpoint_taken_at is not None:  # no age before the first checkpoint
             yield GaugeMetricFamily(
                 "ledger_checkpoint_age_seconds",

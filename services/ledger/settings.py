@@ -45,6 +45,9 @@ class LedgerSettings(ServiceSettings):
     # A checkpoint is taken once this many entries, or entries this old, wait for one.
     checkpoint_every_entries: int = Field(default=1000, ge=1, le=1_000_000)
     checkpoint_every_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    # Writes arriving together are committed in one transaction; under load the committer
+    # waits up to this long for more. 0 commits every write alone.
+    group_commit_ms: float = Field(default=2.0, ge=0, le=100)
 
     @field_validator("checkpoint_key")
     @classmethod

@@ -36,6 +36,12 @@ async def test_the_ledger_shows_its_appends_its_followers_and_its_checkpoints_ag
     assert sample(text, "ledger_events_appended_total") == head
     assert sample(text, "ledger_feed_head_position") == head
     assert sample(text, "ledger_follower_lag_entries", follower="checkpoints") == 0
+    # Every write went through the group committer, some perhaps sharing a transaction.
+    writes = sample(text, "ledger_group_commit_writes_total")
+    transactions = sample(text, "ledger_group_commit_transactions_total")
+    assert writes is not None
+    assert transactions is not None
+    assert 0 < transactions <= writes
     age = sample(text, "ledger_checkpoint_age_seconds")
     assert age is not None
     assert 0 <= age < 60

@@ -14,7 +14,9 @@ from services.ledger.store.config import eventsourcing_env
 
 
 @contextmanager
-def ledger_application(database_url: str, catalog_url: str) -> Iterator[LedgerApplication]:
+def ledger_application(
+    database_url: str, catalog_url: str, *, group_commit_seconds: float = 0.0
+) -> Iterator[LedgerApplication]:
     """A ledger on `database_url` asking the catalog at `catalog_url`; closed afterwards."""
     token = ServiceToken(AuthSettings(), UUID(int=0), "ledger-under-test")
     catalog = HttpCatalog(catalog_url, token=token)
@@ -24,6 +26,8 @@ def ledger_application(database_url: str, catalog_url: str) -> Iterator[LedgerAp
         catalog=catalog,
         price_sealer=PriceSealer(b"test"),
     )
+    if group_commit_seconds > 0:
+        app.start_group_commit(group_commit_seconds)
     try:
         yield app
     finally:

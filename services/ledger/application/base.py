@@ -22,6 +22,7 @@ from services.ledger.domain.errors import ConcurrentWrite, NotFound, ReferenceCo
 from services.ledger.feed import STREAM_TYPES
 from services.ledger.history import project_as_of
 from services.ledger.sealing import PriceSealer
+from services.ledger.store.group_commit import GroupCommitting
 from services.ledger.store.reads import FeedRow, LedgerReads
 from services.ledger.store.recorders import ReferenceClaim, StreamEntry
 
@@ -79,6 +80,17 @@ class LedgerBase(Application[UUID]):
         self.catalog = catalog
         self.price_sealer = price_sealer
         self._beneficiary_key = beneficiary_key
+
+    def start_group_commit(self, window_seconds: float) -> None:
+        """Commit writes that arrive together in one transaction (see store/group_commit.py)."""
+        assert isinstance(self.recorder, GroupCommitting)
+        self.recorder.start_group_commit(window_seconds)
+
+    def close(self) -> None:
+        # Writes already handed to the committer are committed and answered before closing.
+        if isinstance(self.recorder, GroupCommitting):
+            self.recorder.stop_group_commit()
+        super().close()
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         # Only the settings given: the library would also read the process environment, where

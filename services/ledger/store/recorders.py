@@ -36,11 +36,12 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
-from psycopg import Cursor
+from psycopg import Cursor, Rollback
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from proto.actor import Actor
+from services.ledger.store.group_commit import GroupCommitting, NotificationIds, Write
 
 FEED_TABLE = "ledger_feed"
 TAGS_TABLE = "ledger_stream_tags"
@@ -125,7 +126,7 @@ _FLOW_MOVES_COLUMNS = (
 _SQLITE_FLOW_MOVES_COLUMNS = _FLOW_MOVES_COLUMNS.format(integer="INTEGER", text="TEXT")
 
 
-class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
+class SQLiteLedgerRecorder(GroupCommitting, SQLiteApplicationRecorder):
     """SQLite recorder keeping the feed, references and stream index with the events."""
 
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
@@ -160,6 +161,10 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             f"CREATE INDEX IF NOT EXISTS {FLOW_MOVES_TABLE}_by_budget "
             f"ON {FLOW_MOVES_TABLE} (budget_id, position)",
         ]
+
+    def _insert_together(self, writes: Sequence[Write]) -> list[NotificationIds]:
+        with self.datastore.transaction(commit=True) as c:
+            return [self._insert_events(c, events, **kwargs) for events, kwargs in writes]
 
     def _insert_events(
         self,
@@ -203,7 +208,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         return notification_ids
 
 
-class PostgresLedgerRecorder(PostgresApplicationRecorder):
+class PostgresLedgerRecorder(GroupCommitting, PostgresApplicationRecorder):
     """PostgreSQL recorder keeping the feed, references and stream index with the events."""
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
@@ -282,9 +287,63 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             "  SELECT position, recorded_at FROM {0}.{1} ORDER BY position DESC LIMIT 1) "
             "INSERT INTO {0}.{1} (" + _FEED_COLUMNS + ") "
             "SELECT COALESCE((SELECT position FROM last), 0) + t.ord, t.nid, "
-            "       GREATEST(%s, COALESCE((SELECT recorded_at FROM last), 0)), %s, %s, %s "
-            "FROM unnest(%s::bigint[]) WITH ORDINALITY AS t(nid, ord)"
+            "       GREATEST(%s, COALESCE((SELECT recorded_at FROM last), 0)), "
+            "       t.role, t.organization, t.subject "
+            "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[]) "
+            "     WITH ORDINALITY AS t(nid, role, organization, subject, ord)"
         ).format(schema, feed)
+
+    def _append_feed_rows(
+        self, curs: Cursor[DictRow], ids: Sequence[int], callers: Sequence[tuple[str, str, str]]
+    ) -> None:
+        # Runs after the library took its EXCLUSIVE lock on the events table, which serializes
+        # writers: reading the last position and appending after it cannot race.
+        roles, organizations, subjects = (list(column) for column in zip(*callers, strict=True))
+        curs.execute(self._append_feed, (_now_us(), list(ids), roles, organizations, subjects))
+
+    def _insert_index_rows(
+        self,
+        curs: Cursor[DictRow],
+        references: Sequence[ReferenceClaim],
+        streams: Sequence[StreamEntry],
+    ) -> None:
+        if references:
+            curs.executemany(self._insert_references, _reference_rows(references))
+        if streams:
+            curs.executemany(self._insert_streams, _stream_rows(streams))
+            if any(s.tags for s in streams):
+                curs.executemany(self._insert_tags, _tag_rows(streams))
+
+    def _insert_together(self, writes: Sequence[Write]) -> list[NotificationIds]:
+        # The library's insert_events, for many writes in one transaction and about as many
+        # round trips as one write: each kind of row goes in one statement for the batch.
+        events = [event for stored, _ in writes for event in stored]
+        callers = [_caller(kwargs.get("caused_by")) for stored, kwargs in writes for _ in stored]
+        references = [r for _, kwargs in writes for r in kwargs.get("references", ())]
+        streams = [s for _, kwargs in writes for s in kwargs.get("streams", ())]
+        ids: list[int] = []
+        failed: Exception | None = None
+        with self.datastore.get_connection() as conn:
+            with conn.pipeline() as pipeline, conn.transaction():
+                try:
+                    with conn.cursor() as curs:
+                        self._insert_index_rows(curs, references, streams)
+                    with conn.cursor() as curs:
+                        self._insert_stored_events(curs, events)
+                        pipeline.sync()
+                        ids = [row["notification_id"] for row in curs.fetchall()]
+                        self._append_feed_rows(curs, ids, callers)
+                except Exception as error:
+                    # Rolled back whatever it was, and raised once the pipeline has closed.
+                    failed = error
+                    raise Rollback from None
+            if failed is not None:
+                raise failed
+        results: list[NotificationIds] = []
+        for stored, _ in writes:
+            results.append(ids[: len(stored)])
+            ids = ids[len(stored) :]
+        return results
 
     def _insert_events(
         self,
@@ -298,12 +357,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     ) -> None:
         _caller(caused_by)  # refused before anything is written
         super()._insert_events(curs, stored_events, **kwargs)
-        if references:
-            curs.executemany(self._insert_references, _reference_rows(references))
-        if streams:
-            curs.executemany(self._insert_streams, _stream_rows(streams))
-            if any(s.tags for s in streams):
-                curs.executemany(self._insert_tags, _tag_rows(streams))
+        self._insert_index_rows(curs, references, streams)
 
     def _fetch_ids_after_insert_events(
         self,
@@ -315,7 +369,6 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     ) -> Sequence[int] | None:
         notification_ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
         if notification_ids:
-            curs.execute(
-                self._append_feed, (_now_us(), *_caller(caused_by), list(notification_ids))
-            )
+            caller = _caller(caused_by)
+            self._append_feed_rows(curs, notification_ids, [caller] * len(notification_ids))
         return notification_ids
