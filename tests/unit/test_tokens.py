@@ -619,15 +619,19 @@ async def test_a_request_with_another_scheme_is_401() -> None:
 @pytest.mark.parametrize(
     ("token", "reason"),
     [
-        pytest.param("not-a-jwt", "not a JWT", id="garbage"),
-        pytest.param(hs256(OTHER_SECRET), "not signed by a key", id="untrusted"),
-        pytest.param(hs256(exp=int(time.time()) - 300), "expired", id="expired"),
-        pytest.param(hs256(role="mayor"), "role", id="unknown-role"),
+        # Minted when the test runs, not when it is collected: a long suite would otherwise
+        # outlive the tokens' ten minutes, and every one would fail as expired.
+        pytest.param(lambda: "not-a-jwt", "not a JWT", id="garbage"),
+        pytest.param(lambda: hs256(OTHER_SECRET), "not signed by a key", id="untrusted"),
+        pytest.param(lambda: hs256(exp=int(time.time()) - 300), "expired", id="expired"),
+        pytest.param(lambda: hs256(role="mayor"), "role", id="unknown-role"),
     ],
 )
 @pytest.mark.asyncio
-async def test_a_request_with_a_bad_token_is_401_saying_why(token: str, reason: str) -> None:
-    response = await get_whoami({"Authorization": f"Bearer {token}"})
+async def test_a_request_with_a_bad_token_is_401_saying_why(
+    token: Callable[[], str], reason: str
+) -> None:
+    response = await get_whoami({"Authorization": f"Bearer {token()}"})
 
     problem = assert_unauthorized(response)
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
