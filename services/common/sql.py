@@ -23,7 +23,7 @@ def async_engine(database_url: str) -> AsyncEngine:
         url = url.set(drivername="postgresql+asyncpg")
     else:
         raise ValueError(f"unsupported database URL scheme {url.drivername!r}")
-    engine = create_async_engine(url, pool_pre_ping=True)
+    engine = create_async_engine(url, pool_pre_ping=backend != "sqlite")
     if backend == "sqlite" and url.database and url.database != ":memory:":
         event.listen(engine.sync_engine, "connect", _write_ahead_log)
     return engine

@@ -212,31 +212,33 @@ class ChangeStore:
         """Records of a type, now or as of a business time, oldest first by their first change."""
         if as_of is None:
             latest = select(heads.c.position).where(heads.c.stream_type == stream_type)
+            if ids is not None:
+                latest = latest.where(heads.c.stream_id.in_([str(i) for i in ids]))
         else:
-            latest = (
-                select(func.max(changes.c.position))
-                .where(changes.c.stream_type == stream_type, changes.c.occurred_at <= as_of)
-                .group_by(changes.c.stream_id)
+            latest = select(func.max(changes.c.position)).where(
+                changes.c.stream_type == stream_type, changes.c.occurred_at <= as_of
             )
-        first = (
-            select(changes.c.stream_id, changes.c.position.label("first_position"))
-            .where(changes.c.stream_version == 1)
-            .subquery()
-        )
+            if ids is not None:
+                latest = latest.where(changes.c.stream_id.in_([str(i) for i in ids]))
+            latest = latest.group_by(changes.c.stream_id)
+        # A record's place in lists is its first change; joined per record found (by the
+        # unique stream_id, stream_version index) rather than over every record ever made.
+        first = changes.alias("first")
         query = (
-            select(changes, first.c.first_position)
-            .join(first, first.c.stream_id == changes.c.stream_id)
-            .where(changes.c.position.in_(latest), first.c.first_position > after)
+            select(changes, first.c.position.label("first_position"))
+            .join(
+                first,
+                (first.c.stream_id == changes.c.stream_id) & (first.c.stream_version == 1),
+            )
+            .where(changes.c.position.in_(latest), first.c.position > after)
         )
-        if ids is not None:
-            query = query.where(changes.c.stream_id.in_([str(i) for i in ids]))
         if kind is not None:
             query = query.where(changes.c.kind == kind)
         if parent_id is not None:
             query = query.where(changes.c.parent_id == str(parent_id))
         if status is not None:
             query = query.where(changes.c.status == status)
-        query = query.order_by(first.c.first_position)
+        query = query.order_by(first.c.position)
         if limit is not None:
             query = query.limit(limit)
         async with self._engine.connect() as connection:
