@@ -41,6 +41,12 @@ class FeedPage(BaseModel):
     @classmethod
     def of(cls, entries: list[FeedEntry], *, after: int, head: int) -> FeedPage:
         """The page of `entries` read after `after`, the head having been read just before."""
-        last = entries[-1].position if entries else after
+        next_after, head = cls.cursor([e.position for e in entries[-1:]], after=after, head=head)
+        return cls(entries=entries, next_after=next_after, head=head)
+
+    @staticmethod
+    def cursor(positions: list[int], *, after: int, head: int) -> tuple[int, int]:
+        """`next_after` and `head` of a page holding entries at `positions`, in order."""
+        last = positions[-1] if positions else after
         # Entries committed between reading the head and the page still count as read.
-        return cls(entries=entries, next_after=last, head=max(head, last))
+        return last, max(head, last)

@@ -18,6 +18,9 @@ def maintain(settings: LedgerSettings, command: str) -> None:
     ledger, catalog = open_ledger(settings, AuthSettings())
     try:
         model = FlowModel(ledger)
+        kept = ledger.keep_missing_entries()
+        if kept:
+            print(f"feed entries kept for {kept} events stored before entries were kept")
         if command == "rebuild-read-models":
             print(f"flow read model rebuilt through feed position {model.rebuild()}")
         else:

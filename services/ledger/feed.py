@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from typing import Any
 
+from pydantic import AwareDatetime, TypeAdapter
+
+from proto.actor import Actor
 from proto.feed import FeedEntry
 from proto.ledger_events import EVENT_PAYLOADS
 from proto.money import Money
@@ -48,6 +53,7 @@ EVENT_TYPES: dict[str, str] = {
 # Aggregates whose feed name is not simply their class name in lower case.
 STREAM_TYPES = {"PurchaseProject": "project"}
 _ENVELOPE = {"originator_id", "originator_version", "originator_topic", "timestamp", "occurred_at"}
+_MOMENT = TypeAdapter(AwareDatetime)
 _FEN = "_fen"
 
 
@@ -67,20 +73,49 @@ def _to_wire(value: Any) -> Any:
 
 def feed_entry(row: FeedRow, event: Any) -> FeedEntry:
     """The wire form of one stored event."""
+    return FeedEntry(
+        position=row.position,
+        recorded_at=row.recorded_at,
+        caused_by=row.caused_by,
+        **feed_entry_fields(event),
+    )
+
+
+def entry_body(event: Any) -> str:
+    """An event's feed entry as JSON, less the fields its feed row holds; kept with the event."""
+    return json.dumps(feed_entry_fields(event), ensure_ascii=False, separators=(",", ":"))
+
+
+def feed_entry_fields(event: Any) -> dict[str, Any]:
+    """The wire fields an event gives its entry, in JSON form."""
     qualname = type(event).__qualname__
     event_type = EVENT_TYPES[qualname]
     attributes = {k: v for k, v in vars(event).items() if k not in _ENVELOPE}
     payload = EVENT_PAYLOADS[event_type].model_validate(_to_wire(attributes))
-    return FeedEntry(
-        position=row.position,
-        stream_id=event.originator_id,
-        stream_type=STREAM_TYPES.get(
-            qualname.partition(".")[0], qualname.partition(".")[0].lower()
-        ),
-        stream_version=event.originator_version,
-        event_type=event_type,
-        occurred_at=event.occurred_at,
-        recorded_at=row.recorded_at,
-        caused_by=row.caused_by,
-        payload=payload.model_dump(mode="json"),
-    )
+    aggregate = qualname.partition(".")[0]
+    return {
+        "stream_id": str(event.originator_id),
+        "stream_type": STREAM_TYPES.get(aggregate, aggregate.lower()),
+        "stream_version": event.originator_version,
+        "event_type": event_type,
+        "occurred_at": _MOMENT.dump_python(event.occurred_at, mode="json"),
+        "payload": payload.model_dump(mode="json"),
+    }
+
+
+class EntryWriter:
+    """Feed entries as JSON text, from the body kept with each event and its feed row's fields.
+
+    Callers are few and repeat, so each one's JSON is made once.
+    """
+
+    def __init__(self) -> None:
+        self._callers: dict[Actor, str] = {}
+
+    def entry(self, position: int, recorded_at: datetime, caused_by: Actor, body: str) -> str:
+        """One entry's JSON."""
+        caller = self._callers.get(caused_by)
+        if caller is None:
+            caller = self._callers[caused_by] = caused_by.model_dump_json()
+        moment = _MOMENT.dump_json(recorded_at).decode()
+        return f'{{"position":{position},"recorded_at":{moment},"caused_by":{caller},{body[1:]}'

@@ -8,23 +8,29 @@ from datetime import date, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    ProcessingEvent,
+    project_aggregate,
+)
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording, Transcoding
 from eventsourcing.utils import Environment, EnvType
 
 from proto.actor import Actor, Role
+from proto.feed import FeedPage
 from services.common.permissions import require_role
 from services.ledger.application.access import OVERSEERS, require_party, require_visible, sees
 from services.ledger.catalog import CatalogReader
 from services.ledger.domain.budget import Budget
 from services.ledger.domain.errors import ConcurrentWrite, NotFound, ReferenceConflict
-from services.ledger.feed import STREAM_TYPES
+from services.ledger.feed import STREAM_TYPES, EntryWriter, entry_body, feed_entry
 from services.ledger.history import project_as_of
 from services.ledger.sealing import PriceSealer
 from services.ledger.store.group_commit import GroupCommitting
-from services.ledger.store.reads import FeedRow, LedgerReads
-from services.ledger.store.recorders import ReferenceClaim, StreamEntry
+from services.ledger.store.reads import EntryRow, FeedRow, LedgerReads
+from services.ledger.store.recorders import ReferenceClaim, StreamEntry, event_digest
 
 A = TypeVar("A", bound=Aggregate)
 TREASURY_SCOPE = "treasury"
@@ -92,6 +98,14 @@ class LedgerBase(Application[UUID]):
             self.recorder.stop_group_commit()
         super().close()
 
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        # Each event's feed entry is made once, here, and kept with it, so the feed is served
+        # without decoding every event again (store/recorders.py, ledger_feed_entries).
+        processing_event.saved_kwargs["entries"] = [
+            entry_body(event) for event in processing_event.events
+        ]
+        return super()._record(processing_event)
+
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         # Only the settings given: the library would also read the process environment, where
         # a stray variable (say, one enabling its stored-function insert path, which skips the
@@ -108,6 +122,42 @@ class LedgerBase(Application[UUID]):
         return [
             (row, self.mapper.to_domain_event(row.event)) for row in self.reads.feed(after, limit)
         ]
+
+    def feed_json(self, *, after: int, limit: int, by: Actor) -> str:
+        """A page of the feed as JSON, assembled from the entries kept with the events."""
+        require_role(by, OVERSEERS, "read the whole ledger's feed")
+        head = self.reads.head()
+        rows = self.reads.feed_entries(after, limit)
+        writer = EntryWriter()
+        entries = [self.entry_json(row, writer) for row in rows]
+        next_after, head = FeedPage.cursor(
+            [row.position for row in rows[-1:]], after=after, head=head
+        )
+        return f'{{"entries":[{",".join(entries)}],"next_after":{next_after},"head":{head}}}'
+
+    def keep_missing_entries(self) -> int:
+        """Keep the feed entry of each event stored before entries were kept; how many."""
+        kept = after = 0
+        while batch := self.reads.unkept_entries(after, 1000):
+            self.reads.keep_entries(
+                [
+                    (nid, event_digest(event), entry_body(self.mapper.to_domain_event(event)))
+                    for nid, event in batch
+                ]
+            )
+            kept += len(batch)
+            after = batch[-1][0]
+        return kept
+
+    def entry_json(self, row: EntryRow, writer: EntryWriter) -> str:
+        """One feed entry's JSON, as `GET /events` serves it."""
+        if row.body is not None:
+            return writer.entry(row.position, row.recorded_at, row.caused_by, row.body)
+        # From before bodies were kept, or from an event changed since: computed.
+        assert row.stored is not None
+        return feed_entry(
+            row.stored, self.mapper.to_domain_event(row.stored.event)
+        ).model_dump_json()
 
     def stream_history(self, stream_id: UUID, *, by: Actor) -> list[tuple[FeedRow, Any]]:
         """Every event of one aggregate, with feed positions."""

@@ -21,12 +21,14 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder
 from proto.actor import Actor, Role
 from services.ledger.store.recorders import (
     CHECKPOINTS_TABLE,
+    ENTRIES_TABLE,
     FEED_TABLE,
     LEAVES_TABLE,
     REFERENCES_TABLE,
     STREAM_FACTS,
     STREAMS_TABLE,
     TAGS_TABLE,
+    event_digest,
 )
 
 
@@ -38,6 +40,18 @@ class FeedRow:
     recorded_at: datetime
     caused_by: Actor
     event: StoredEvent
+
+
+@dataclass(frozen=True)
+class EntryRow:
+    """A feed row with its entry's JSON body as kept with its event, if one still matches it;
+    else with its stored event, to compute the entry from."""
+
+    position: int
+    recorded_at: datetime
+    caused_by: Actor
+    body: str | None
+    stored: FeedRow | None
 
 
 @dataclass(frozen=True)
@@ -119,21 +133,28 @@ class LedgerReads(LedgerSql):
             f"JOIN {self._events} e ON e.{self._event_key} = f.notification_id "
         )
 
+    @staticmethod
+    def _actor(row: Any) -> Actor:
+        return Actor(
+            role=Role(row["actor_role"]),
+            organization_id=UUID(row["actor_organization"]),
+            subject=row["actor_subject"],
+        )
+
     def _feed_row(self, row: Any) -> FeedRow:
         return FeedRow(
             position=row["position"],
             recorded_at=micros_to_datetime(row["recorded_at"]),
-            caused_by=Actor(
-                role=Role(row["actor_role"]),
-                organization_id=UUID(row["actor_organization"]),
-                subject=row["actor_subject"],
-            ),
-            event=StoredEvent(
-                originator_id=self._convert_id(row["originator_id"]),
-                originator_version=row["originator_version"],
-                topic=row["topic"],
-                state=bytes(row["state"]),
-            ),
+            caused_by=self._actor(row),
+            event=self._stored_event(row),
+        )
+
+    def _stored_event(self, row: Any) -> StoredEvent:
+        return StoredEvent(
+            originator_id=self._convert_id(row["originator_id"]),
+            originator_version=row["originator_version"],
+            topic=row["topic"],
+            state=bytes(row["state"]),
         )
 
     # --- the feed -------------------------------------------------------------------------
@@ -152,6 +173,58 @@ class LedgerReads(LedgerSql):
             (after, limit),
         )
         return [self._feed_row(r) for r in rows]
+
+    def feed_entries(self, after: int, limit: int) -> list[EntryRow]:
+        """Entries after a position, in order, with the bodies kept for them."""
+        rows = self._rows(
+            self._feed_select().replace(" FROM ", ", b.digest, b.body FROM ", 1)
+            + f"LEFT JOIN {self._table(ENTRIES_TABLE)} b ON b.notification_id = f.notification_id "
+            "WHERE f.position > ? ORDER BY f.position LIMIT ?",
+            (after, limit),
+        )
+        found = []
+        callers: dict[tuple[str, str, str], Actor] = {}  # few, and each made once
+        for row in rows:
+            key = (row["actor_role"], row["actor_organization"], row["actor_subject"])
+            caller = callers.get(key)
+            if caller is None:
+                caller = callers[key] = self._actor(row)
+            recorded_at = micros_to_datetime(row["recorded_at"])
+            event = self._stored_event(row)
+            body = row["body"]
+            if body is not None and bytes(row["digest"]) != event_digest(event):
+                body = None  # the event was changed since: serve what it now says
+            found.append(
+                EntryRow(
+                    position=row["position"],
+                    recorded_at=recorded_at,
+                    caused_by=caller,
+                    body=body,
+                    stored=None
+                    if body is not None
+                    else FeedRow(row["position"], recorded_at, caller, event),
+                )
+            )
+        return found
+
+    def unkept_entries(self, after: int, limit: int) -> list[tuple[int, StoredEvent]]:
+        """Stored events no entry body was kept for, after a notification id, in its order."""
+        rows = self._rows(
+            self._feed_select().replace(" FROM ", ", f.notification_id FROM ", 1)
+            + f"LEFT JOIN {self._table(ENTRIES_TABLE)} b ON b.notification_id = f.notification_id "
+            "WHERE b.notification_id IS NULL AND f.notification_id > ? "
+            "ORDER BY f.notification_id LIMIT ?",
+            (after, limit),
+        )
+        return [(int(row["notification_id"]), self._stored_event(row)) for row in rows]
+
+    def keep_entries(self, rows: Sequence[tuple[int, bytes, str]]) -> None:
+        """Keep entry bodies (notification id, digest of the event, body) made after the fact."""
+        self._write(
+            f"INSERT INTO {self._table(ENTRIES_TABLE)} (notification_id, digest, body) "
+            "VALUES (?, ?, ?)",
+            rows,
+        )
 
     def stream(self, stream_id: UUID) -> list[FeedRow]:
         """One stream's entries, in version order."""

@@ -19,6 +19,13 @@ checkpointer after the fact rather than with the events:
   the feed, kept so proofs need not decode every event again.
 - `ledger_checkpoints`: the signed tree heads, one per tree size, kept for good.
 
+`ledger_feed_entries` keeps, with the events too, each event's feed entry as the API serves it
+(less its position, record time and caller, which the feed row holds), so reading the feed
+need not decode every event again; and a digest of the event it was made from. A body is
+served only while its event still has that digest, so the feed always shows the events as
+stored (an event altered behind the ledger's back shows, and fails verification). Rows from
+before bodies were kept have none; they are computed.
+
 And two for read models, rebuildable from the feed (services/ledger/audit/flow_model.py):
 
 - `ledger_read_models`: the feed position each read model reflects.
@@ -30,6 +37,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from hashlib import sha256
 from typing import Any
 from uuid import UUID
 
@@ -44,6 +52,7 @@ from proto.actor import Actor
 from services.ledger.store.group_commit import GroupCommitting, NotificationIds, Write
 
 FEED_TABLE = "ledger_feed"
+ENTRIES_TABLE = "ledger_feed_entries"
 TAGS_TABLE = "ledger_stream_tags"
 REFERENCES_TABLE = "ledger_references"
 STREAMS_TABLE = "ledger_streams"
@@ -111,6 +120,36 @@ def _tag_rows(streams: Sequence[StreamEntry]) -> list[tuple[str, str]]:
     return [(tag, str(s.stream_id)) for s in streams for tag in s.tags]
 
 
+def event_digest(event: StoredEvent) -> bytes:
+    """What an entry's body was made from: a body is served only while its event still matches."""
+    head = f"{event.originator_id}|{event.originator_version}|{event.topic}|".encode()
+    return sha256(head + event.state).digest()
+
+
+EntryRow = tuple[int, bytes, str]
+
+
+def _entry_rows(
+    ids: Sequence[int], events: Sequence[StoredEvent], entries: Sequence[str] | None
+) -> list[EntryRow]:
+    # A write saved without entries (by a tool below the application) is served computed.
+    if entries is None:
+        return []
+    return [
+        (nid, event_digest(event), body)
+        for nid, event, body in zip(ids, events, entries, strict=True)
+    ]
+
+
+def _batch_entry_rows(ids: Sequence[int], writes: Sequence[Write]) -> list[EntryRow]:
+    rows: list[EntryRow] = []
+    start = 0
+    for stored, kwargs in writes:
+        rows += _entry_rows(ids[start : start + len(stored)], stored, kwargs.get("entries"))
+        start += len(stored)
+    return rows
+
+
 _FEED_COLUMNS = (
     "position, notification_id, recorded_at, actor_role, actor_organization, actor_subject"
 )
@@ -141,6 +180,8 @@ class SQLiteLedgerRecorder(GroupCommitting, SQLiteApplicationRecorder):
             "recorded_at INTEGER NOT NULL, "
             "actor_role TEXT NOT NULL, actor_organization TEXT NOT NULL, "
             "actor_subject TEXT NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {ENTRIES_TABLE} ("
+            "notification_id INTEGER PRIMARY KEY, digest BLOB NOT NULL, body TEXT NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {REFERENCES_TABLE} ("
             "scope TEXT NOT NULL, reference TEXT NOT NULL, stream_id TEXT NOT NULL, "
             "PRIMARY KEY (scope, reference))",
@@ -174,6 +215,7 @@ class SQLiteLedgerRecorder(GroupCommitting, SQLiteApplicationRecorder):
         references: Sequence[ReferenceClaim] = (),
         streams: Sequence[StreamEntry] = (),
         caused_by: Actor | None = None,
+        entries: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> Sequence[int] | None:
         caller = _caller(caused_by)
@@ -205,6 +247,10 @@ class SQLiteLedgerRecorder(GroupCommitting, SQLiteApplicationRecorder):
                 for i, nid in enumerate(notification_ids, 1)
             ],
         )
+        c.executemany(
+            f"INSERT INTO {ENTRIES_TABLE} (notification_id, digest, body) VALUES (?, ?, ?)",
+            _entry_rows(notification_ids, stored_events, entries),
+        )
         return notification_ids
 
 
@@ -232,6 +278,10 @@ class PostgresLedgerRecorder(GroupCommitting, PostgresApplicationRecorder):
                     "actor_role text NOT NULL, actor_organization text NOT NULL, "
                     "actor_subject text NOT NULL)"
                 ).format(schema, feed),
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {}.{} ("
+                    "notification_id bigint PRIMARY KEY, digest bytea NOT NULL, body text NOT NULL)"
+                ).format(schema, Identifier(ENTRIES_TABLE)),
                 SQL(
                     "CREATE TABLE IF NOT EXISTS {}.{} ("
                     "scope text NOT NULL, reference text NOT NULL, stream_id text NOT NULL, "
@@ -292,6 +342,10 @@ class PostgresLedgerRecorder(GroupCommitting, PostgresApplicationRecorder):
             "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[]) "
             "     WITH ORDINALITY AS t(nid, role, organization, subject, ord)"
         ).format(schema, feed)
+        self._insert_entries = SQL(
+            "INSERT INTO {}.{} (notification_id, digest, body) "
+            "SELECT * FROM unnest(%s::bigint[], %s::bytea[], %s::text[])"
+        ).format(schema, Identifier(ENTRIES_TABLE))
 
     def _append_feed_rows(
         self, curs: Cursor[DictRow], ids: Sequence[int], callers: Sequence[tuple[str, str, str]]
@@ -300,6 +354,11 @@ class PostgresLedgerRecorder(GroupCommitting, PostgresApplicationRecorder):
         # writers: reading the last position and appending after it cannot race.
         roles, organizations, subjects = (list(column) for column in zip(*callers, strict=True))
         curs.execute(self._append_feed, (_now_us(), list(ids), roles, organizations, subjects))
+
+    def _keep_entries(self, curs: Cursor[DictRow], rows: Sequence[EntryRow]) -> None:
+        if rows:
+            ids, digests, bodies = (list(column) for column in zip(*rows, strict=True))
+            curs.execute(self._insert_entries, (ids, digests, bodies))
 
     def _insert_index_rows(
         self,
@@ -333,6 +392,7 @@ class PostgresLedgerRecorder(GroupCommitting, PostgresApplicationRecorder):
                         pipeline.sync()
                         ids = [row["notification_id"] for row in curs.fetchall()]
                         self._append_feed_rows(curs, ids, callers)
+                        self._keep_entries(curs, _batch_entry_rows(ids, writes))
                 except Exception as error:
                     # Rolled back whatever it was, and raised once the pipeline has closed.
                     failed = error
@@ -365,10 +425,12 @@ class PostgresLedgerRecorder(GroupCommitting, PostgresApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         *,
         caused_by: Actor | None = None,
+        entries: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> Sequence[int] | None:
         notification_ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
         if notification_ids:
             caller = _caller(caused_by)
             self._append_feed_rows(curs, notification_ids, [caller] * len(notification_ids))
+            self._keep_entries(curs, _entry_rows(notification_ids, stored_events, entries))
         return notification_ids
