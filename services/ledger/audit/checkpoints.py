@@ -11,6 +11,7 @@ entry) and hashes the tree again; the verification decodes and hashes every even
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections import deque
@@ -20,13 +21,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
-from proto.canonical import canonical_bytes, checkpoint_note
+from proto.canonical import canonical_bytes, canonical_json, checkpoint_note
 from proto.feed import FeedEntry
 from services.common.errors import InvalidCommand, NotFound, RuleViolation
 from services.ledger.audit import merkle
 from services.ledger.audit.background import in_background
 from services.ledger.audit.signing import CheckpointSigner, load_signing_key
-from services.ledger.feed import feed_entry
+from services.ledger.feed import EntryWriter, feed_entry
 from services.ledger.store.reads import CheckpointRow, FeedRow
 
 if TYPE_CHECKING:
@@ -104,6 +105,7 @@ class Checkpointer:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.reads = ledger.reads
+        self._ledger = ledger
         self._decode = ledger.mapper.to_domain_event
         self.signer = signer
         self.every_entries = every_entries
@@ -132,15 +134,17 @@ class Checkpointer:
         last, head = self.reads.last_leaf(), self.reads.head()
         while last < head:
             batch: list[tuple[int, bytes]] = []
-            for row in self.reads.feed(after=last, limit=_CHUNK):
+            writer = EntryWriter()
+            for row in self.reads.feed_entries(after=last, limit=_CHUNK):
                 position = last + len(batch) + 1
                 if row.position != position:
                     raise LogDamaged(f"the feed has no entry at position {position}")
                 try:
-                    entry = self.entry(row)
+                    # The entry exactly as served, so leaves and feed cannot differ.
+                    entry = json.loads(self._ledger.entry_json(row, writer))
                 except Exception:  # whatever makes an event unreadable, it was not written so
                     raise LogDamaged(f"the entry at position {position} cannot be read") from None
-                batch.append((position, merkle.leaf_hash(canonical_bytes(entry))))
+                batch.append((position, merkle.leaf_hash(canonical_json(entry))))
             if not batch:
                 break
             self.reads.add_leaves(batch)
