@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -57,13 +58,16 @@ class AuditClient:
 
     def feed(self, page_size: int = 1000) -> Iterator[dict[str, Any]]:
         """Every feed entry in order, as served (parsed JSON, never re-rendered)."""
-        after = 0
-        while True:
-            page = self.get("/events", after=after, limit=page_size)
-            if not page["entries"]:
-                return
-            yield from page["entries"]
-            after = page["next_after"]
+        # The next page is asked for while this one is hashed: the ledger and the auditor
+        # work at once rather than in turn.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-audit-feed") as pool:
+            coming = pool.submit(self.get, "/events", after=0, limit=page_size)
+            while True:
+                page = coming.result()
+                if not page["entries"]:
+                    return
+                coming = pool.submit(self.get, "/events", after=page["next_after"], limit=page_size)
+                yield from page["entries"]
 
     def leaves(self, up_to: int) -> Iterator[tuple[int, str]]:
         """(position, leaf hash) as the ledger recorded them, up to a position."""
