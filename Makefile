@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: run demo test lint typecheck pytest schemas constraints clean
+.PHONY: run demo test lint typecheck pytest bench schemas constraints clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; set PYTHON=python3.11")'
@@ -43,6 +43,10 @@ typecheck: $(VENV)/.dev-installed
 
 pytest: $(VENV)/.dev-installed
 	$(BIN)/pytest
+
+## bench: benchmarks on PostgreSQL (:5432, or a throwaway one); prints them, writes BENCHMARKS.md
+bench: $(VENV)/.dev-installed
+	PYTHONUNBUFFERED=1 $(BIN)/python -m bench
 
 ## schemas: regenerate proto/schema/ from the wire models in proto/
 schemas: $(VENV)/.run-installed

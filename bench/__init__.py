@@ -1,0 +1,1 @@
+"""`make bench`: the ledger's benchmarks on PostgreSQL, written to BENCHMARKS.md (issue 10)."""

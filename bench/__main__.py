@@ -1,0 +1,210 @@
+"""`python -m bench` (`make bench`): every benchmark, printed and written to BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from bench.appends import (
+    DELIVERIES,
+    ECHO,
+    PAYMENTS,
+    appends_name,
+    clients_text,
+    library_name,
+)
+from bench.config import FULL, QUICK, Sizes
+from bench.document import render, show
+from bench.loadgen import LoadGenerator
+from bench.machine import describe, load_average
+from bench.memory import MemoryMonitor
+from bench.report import Target, fmt, targets
+from bench.results import Results, Row
+from bench.run import Run
+from bench.services import Cores, Stack
+from services.ledger.settings import LedgerSettings
+from tests.support.postgres import find_or_start_postgres
+
+app = typer.Typer(add_completion=False)
+
+
+def _default_mode() -> str:
+    return f"{LedgerSettings().group_commit_ms:g} ms (default)"
+
+
+def _judge(results: Results, sizes: Sizes) -> tuple[list[Target], list[str]]:
+    """The targets, and the ratios the run shows (group commit, echo, library)."""
+    most = max(sizes.clients)
+    echo = results.find("yardstick", f"{ECHO}, {clients_text(most)}")
+    libraries = [results.find("yardstick", library_name(t)) for t in sizes.library_threads]
+    measured = [row for row in libraries if row is not None]
+    library = max(measured, key=lambda row: row.rate) if measured else None
+    appends: list[tuple[str, Row]] = []
+    ratios: list[str] = []
+    for kind in (DELIVERIES, PAYMENTS):
+        on = results.find("appends", appends_name(kind, most, _default_mode()))
+        off = results.find("appends", appends_name(kind, most, "off"))
+        if on is not None:
+            appends.append((f"{kind}, {clients_text(most)}", on))
+        if on is not None and off is not None and off.rate > 0:
+            ratios.append(
+                f"{kind}, {clients_text(most)}: group commit on / off = {on.rate / off.rate:.2f}× "
+                f"({fmt(on.rate)} / {fmt(off.rate)} req/s; p99 {fmt(on.p99)} / "
+                f"{fmt(off.p99)} ms)"
+            )
+        if on is not None and echo is not None and echo.rate > 0:
+            ratios.append(f"{kind}, {clients_text(most)} / echo: {on.rate / echo.rate:.2f}×")
+        if on is not None and library is not None and library.rate > 0:
+            ratios.append(
+                f"{kind}, {clients_text(most)} / library alone: {on.rate / library.rate:.2f}×"
+            )
+    return targets(results, appends=appends, echo=echo, library=library), ratios
+
+
+def _method(results: Results, sizes: Sizes, cores: Cores, poll: float) -> None:
+    results.method = {
+        "pinning": f"{cores.describe()} (`sched_setaffinity` on every thread of each "
+        "service, the echo server and the library's process; the load generator, the webhook "
+        "receiver and `ledger-audit` run in processes of their own on the load core). "
+        "PostgreSQL is not started by the benchmark and is not pinned: it shares both cores.",
+        "load generator": "a spawned process running N asyncio clients (aiohttp, one keep-alive "
+        "connection each, closed loop: one request in flight per client); it measures its own "
+        "CPU time over the measured window, and a figure marked saturated is a floor",
+        "durations": f"{sizes.warmup_seconds:g} s warm-up, then {sizes.measure_seconds:g} s "
+        f"measured, per setup and run; {sizes.repetitions} runs of every setup, interleaved "
+        "(each run measures every setup once), medians reported",
+        "appends": f"{sizes.contracts} contracts on one budget, loaded over HTTP by the demo's "
+        f"loader; {sizes.pool} take deliveries (1.00 CNY each) and {sizes.pool} take payments "
+        "(0.01 CNY each, fresh treasury reference, against one accepted delivery each). Each "
+        "client writes only to its own share of them, so there are no write conflicts; every "
+        "non-2xx answer counts as an error. 'Payments against one hot budget' means payments "
+        "on many contracts that all commit against one budget: a payment changes its contract "
+        "only. The ledger is restarted between group commit off and on.",
+        "yardsticks": "(a) a trivial FastAPI app (bench/echo.py) on uvicorn with the services' "
+        "settings, echoing the delivery requests' bodies on the same paths and headers; (b) "
+        "the eventsourcing library alone (a plain Application on PostgreSQL, an aggregate "
+        "whose event carries a delivery's fields), one save per event",
+        "as-of": f"the appends' budget brought to {sizes.flow_events:,} events behind it "
+        "(its own and its contracts') by seeding deliveries, acceptances and payments "
+        "in-process through the domain's commands, dated October to December 2014; then "
+        "`GET /audit/budgets/{id}/flow` (the read model, the default source) by one client "
+        f"over HTTP: one warm-up request, then at least {sizes.as_of_least} and at most "
+        f"{sizes.as_of_requests} (or {sizes.measure_seconds:g} s) of them; with only a few "
+        "requests, their p99 is their slowest",
+        "server CPU": "the CPU time the server process (the ledger; the echo app; for "
+        "webhooks, the notifier) used over each run, as a share of its one core, and per "
+        "unit of work",
+        "feed and verification": "the same ledger after seeding, paged through at 1000 entries "
+        "a page by one reader on the load core, then `ledger-audit verify` (a subprocess on "
+        "the load core) after a checkpoint was signed; entries/s = entries / wall seconds",
+        "webhooks": f"a ledger of its own with {sizes.webhook_contracts} contracts, the "
+        f"notifier (poll interval {poll:g} s) and a receiver process on the load core with "
+        f"{sizes.subscriptions} subscriptions to `payment.recorded`; {sizes.webhook_payments} "
+        f"payments at {sizes.payments_per_second:g}/s (steady), then {sizes.webhook_payments} "
+        "at once (burst)",
+        "memory": "VmRSS of each service process sampled four times a second from /proc, plus "
+        "the kernel's VmHWM for the peak",
+    }
+
+
+MILLION = 1_000_000
+
+
+def _million(results: Results) -> str | None:
+    """What 1,000,000 feed entries would cost at this run's rates, when fewer were used."""
+    feed = next((r for r in results.rows if r.group == "feed"), None)
+    check = next((r for r in results.rows if r.group == "verify"), None)
+    if feed is None or check is None or not feed.rate or not check.rate:
+        return None
+    entries = results.feed_entries
+    if entries >= MILLION:
+        return None
+    steps = [
+        (what, n / s) for what, n, s in results.catch_up if n and s > 0 and "hooks" not in what
+    ]
+    steps += [("paging through the feed", feed.rate), ("ledger-audit verify", check.rate)]
+    seconds = sum(MILLION / rate for _, rate in steps)
+    parts = ", ".join(f"{what} {MILLION / rate / 60:.1f} min" for what, rate in steps)
+    return (
+        f"**Feed size: {entries:,} entries, not 1,000,000.** At this run's rates a million "
+        f"would take about {seconds / 60:.0f} minutes ({parts}), more than the 15 minutes "
+        "`make bench` has; so the feed and the verification read the ledger the as-of "
+        "seeding leaves. `python -m bench --feed-entries 1000000` seeds up to a million (the "
+        "extra on a second budget) when there is the time."
+    )
+
+
+@app.command()
+def main(
+    quick: Annotated[bool, typer.Option(help="Small sizes and short runs: a smoke test")] = False,
+    output: Annotated[Path, typer.Option(help="Where to write the report")] = Path("BENCHMARKS.md"),
+    feed_entries: Annotated[
+        int | None, typer.Option(help="Seed the ledger up to this many feed entries")
+    ] = None,
+    notifier_poll_seconds: Annotated[
+        float, typer.Option(help="The notifier's poll interval (its default is 1 s)")
+    ] = 1.0,
+    keep: Annotated[bool, typer.Option(help="Keep the services' logs (path printed)")] = False,
+) -> None:
+    """Run every benchmark on PostgreSQL and write BENCHMARKS.md."""
+    console = Console(width=max(Console().width, 120))
+    sizes = QUICK if quick else FULL
+    if feed_entries is not None:
+        sizes = replace(sizes, feed_entries=feed_entries)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    server, stop_postgres = find_or_start_postgres(workdir / "postgres")
+    cores = Cores.split()
+    memory = MemoryMonitor()
+    stack = Stack(server, workdir / "logs", cores, memory)
+    loadgen = LoadGenerator(cores.load)
+    run = Run(stack, loadgen, memory, sizes, console, notifier_poll_seconds=notifier_poll_seconds)
+    results = run.results
+    failed = False
+    try:
+        results.machine = describe(server)
+        run.set_up()
+        run.appends()
+        run.as_of()
+        run.feed_and_verify(workdir / "audit-state.json")
+        run.webhooks(workdir / "audit-state.json")
+        run.correctness()
+    except Exception as exc:
+        # What was measured before is still worth writing down, with why the rest is missing.
+        failed = True
+        console.print_exception()
+        results.notes.append(f"**The run stopped early**: {type(exc).__name__}: {exc}")
+    finally:
+        loadgen.close()
+        memory.sample()
+        results.memory = {
+            w.label: (w.peak_kib, [(p, f[0], f[1], f[2]) for p, f in w.phases.items() if p])
+            for w in memory.watched.values()
+        }
+        stack.close()
+        memory.close()
+        stop_postgres()
+        if keep:
+            console.print(f"logs kept in {workdir / 'logs'}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    _method(results, sizes, cores, notifier_poll_seconds)
+    million = _million(results)
+    if million is not None:
+        results.notes.insert(0, million)
+    found, ratios = _judge(results, sizes)
+    show(console, results, found)
+    results.machine["load average (1, 5, 15 min) at the end"] = load_average()
+    output.write_text(render(results, found, ratios), encoding="utf-8")
+    console.print(f"written to {output}")
+    if failed:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()
