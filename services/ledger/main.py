@@ -57,8 +57,11 @@ def open_ledger(
         timeout=settings.catalog_timeout_seconds,
         attempts=settings.catalog_attempts,
     )
+    env = eventsourcing_env(settings.database_url)
+    if settings.aggregate_cache_size > 0:
+        env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.aggregate_cache_size)
     ledger = LedgerApplication(
-        eventsourcing_env(settings.database_url),
+        env,
         beneficiary_key=settings.beneficiary_key.get_secret_value().encode(),
         catalog=catalog,
         price_sealer=PriceSealer(settings.sealing_key.get_secret_value().encode()),

@@ -48,6 +48,9 @@ class LedgerSettings(ServiceSettings):
     # Writes arriving together are committed in one transaction; under load the committer
     # waits up to this long for more. 0 commits every write alone.
     group_commit_ms: float = Field(default=2.0, ge=0, le=100)
+    # Aggregates kept in memory between requests, brought up to date from their newer events
+    # on each use rather than replayed whole. 0 keeps none.
+    aggregate_cache_size: int = Field(default=500, ge=0, le=100_000)
 
     @field_validator("checkpoint_key")
     @classmethod

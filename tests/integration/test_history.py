@@ -32,6 +32,9 @@ async def test_as_of_business_time(ledger: httpx.AsyncClient) -> None:
     assert march["allocated"] == cny("50000.00")
     now = ok(await ledger.get(url, headers=FINANCE), 200)
     assert now["allocated"] == cny("1250000.00")
+    # The ledger keeps the budget as it is now in memory; a past date still reads the past.
+    again = await ledger.get(url, params={"as_of": "2014-04-01T00:00:00+08:00"}, headers=FINANCE)
+    assert ok(again, 200) == april
     before_opening = await ledger.get(
         url, params={"as_of": "2013-12-31T00:00:00+08:00"}, headers=FINANCE
     )

@@ -12,7 +12,6 @@ from eventsourcing.application import (
     AggregateNotFoundError,
     Application,
     ProcessingEvent,
-    project_aggregate,
 )
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording, Transcoding
@@ -184,16 +183,26 @@ class LedgerBase(Application[UUID]):
             version = self.reads.stream_version_at(aggregate_id, position)
             if version is None:
                 raise NotFound(f"{kind} {aggregate_id} was not yet recorded at position {position}")
-        projector: Any = project_aggregate if as_of is None else project_as_of(as_of)
         try:
-            aggregate: Aggregate = self.repository.get(
-                aggregate_id, version=version, projector_func=projector
+            aggregate: Aggregate = (
+                self.repository.get(aggregate_id, version=version)
+                if as_of is None
+                else self._as_of(aggregate_id, as_of, version)
             )
         except AggregateNotFoundError:
             when = f" as of {as_of.isoformat()}" if as_of else ""
             raise NotFound(f"no {kind} {aggregate_id}{when}") from None
         if not isinstance(aggregate, cls):
             raise NotFound(f"no {kind} {aggregate_id}")
+        return aggregate
+
+    def _as_of(self, aggregate_id: UUID, as_of: datetime, version: int | None) -> Aggregate:
+        # Straight from the events: the aggregate cache holds the latest state, which may
+        # include events whose business time is after `as_of`.
+        events = self.repository.event_store.get(aggregate_id, lte=version)
+        aggregate: Aggregate | None = project_as_of(as_of)(None, events)
+        if aggregate is None:
+            raise AggregateNotFoundError(aggregate_id)
         return aggregate
 
     def _read(
