@@ -177,7 +177,7 @@ class RouteTemplates:
 
     def __call__(self, scope: Scope) -> str:
         """The template, e.g. `/contracts/{contract_id}`; "unmatched" when no route matches."""
-        self._refresh()
+        self.refresh()
         route = scope.get("route")
         if route is None:
             return self._match(scope, self._contexts)
@@ -188,8 +188,8 @@ class RouteTemplates:
             return self._match(scope, candidates)
         return _template(route)  # a route these routes do not list (a mounted app's own)
 
-    def _refresh(self) -> None:
-        # Recomputed only when the app's routes change (routers included after this was made).
+    def refresh(self) -> None:
+        """Match the app's routes again if they changed (routers included since)."""
         routes = self._routes()
         key = (id(routes), len(routes))
         if key == self._key:
@@ -232,6 +232,9 @@ class MetricsMiddleware:
         self.app = app
         self.metrics = metrics
         self._route_of = RouteTemplates(routes)
+        # The middleware is built as the app starts (its lifespan passes through it): matching
+        # the routes costs a second or so, paid here rather than by the first request.
+        self._route_of.refresh()
         self._access_log = access_log
         self._quiet = frozenset(quiet_routes)
 
