@@ -524,3 +524,27 @@ async def test_a_back_dated_cut_shows_as_overdrawn_as_of_then(
         "100.00",
         None,
     )
+
+
+def pruned(node: dict[str, Any]) -> dict[str, Any]:
+    """A node with its deliveries, payments and tranches left out, at any depth."""
+    kept = [
+        pruned(c) for c in node["children"] if c["kind"] not in ("delivery", "payment", "tranche")
+    ]
+    return {**node, "children": kept}
+
+
+@pytest.mark.parametrize("source", ["read-model", "replay"])
+async def test_a_flow_read_to_contracts_is_the_whole_flow_less_what_lies_below_them(
+    ledger: httpx.AsyncClient, parties: Parties, catalog_url: str, source: str
+) -> None:
+    story = await story_of(ledger, parties, catalog_url)
+    for as_of in ("2014-12-31T23:59:59+08:00", "2014-06-30T23:59:59+08:00"):
+        whole = await flow(ledger, story, source=source, as_of=as_of)
+        shallow = await flow(ledger, story, source=source, as_of=as_of, depth="contracts")
+        assert shallow["budget"] == pruned(whole["budget"])
+        assert any(n["kind"] == "delivery" for n in walk(whole["budget"]))
+    refused = await ledger.get(
+        f"/audit/budgets/{story.budget_id}/flow", params={"depth": "sideways"}, headers=AUDITOR
+    )
+    assert refused.status_code == 422

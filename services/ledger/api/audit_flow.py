@@ -11,7 +11,7 @@ from proto.audit import BudgetFlow
 from services.common.auth import Authenticated, CurrentActor
 from services.common.problems import PROBLEM_JSON, PROBLEM_RESPONSES
 from services.ledger.api.deps import AsOf, KnownAt, Ledger
-from services.ledger.audit.flow import FlowSource, budget_flow
+from services.ledger.audit.flow import FlowDepth, FlowSource, budget_flow
 from services.ledger.audit.flow_csv import flow_csv
 from services.ledger.audit.flow_model import FlowModel
 
@@ -61,6 +61,16 @@ Source = Annotated[
 ]
 
 
+Depth = Annotated[
+    FlowDepth,
+    Query(
+        description="all (default): down to each delivery, payment and tranche; contracts: "
+        "down to contracts and grants, whose own figures sum what lies below them (an answer "
+        "that stays small however many deliveries a budget has)"
+    ),
+]
+
+
 def read_flow(
     request: Request,
     budget_id: UUID,
@@ -69,10 +79,13 @@ def read_flow(
     known_at: KnownAt,
     as_of: AsOf = None,
     source: Source = "read-model",
+    depth: Depth = "all",
 ) -> BudgetFlow:
-    """The flow both routes answer with, from the source asked for."""
+    """The flow both routes answer with, from the source asked for, to the depth asked for."""
     model: FlowModel | None = request.app.state.flow_model if source == "read-model" else None
-    return budget_flow(ledger, budget_id, by=caller, as_of=as_of, known_at=known_at, model=model)
+    return budget_flow(
+        ledger, budget_id, by=caller, as_of=as_of, known_at=known_at, model=model, depth=depth
+    )
 
 
 Flow = Annotated[BudgetFlow, Depends(read_flow)]

@@ -27,6 +27,15 @@ from services.ledger.audit.flow_nodes import FIGURES, NodeKind, NodeState, node_
 from services.ledger.domain.errors import NotFound
 
 FlowSource = Literal["read-model", "replay"]
+FlowDepth = Literal["contracts", "all"]
+# What a flow read to its contracts and grants leaves out: their own figures already sum it.
+_SHALLOW_KINDS: tuple[NodeKind, ...] = (
+    "budget",
+    "allocation",
+    "commitment",
+    "contract",
+    "grant",
+)
 LEVELS: dict[FlowKind, int] = {
     "budget": 0,
     "allocation": 1,
@@ -198,6 +207,7 @@ def budget_flow(
     as_of: datetime | None = None,
     known_at: KnownAt | None = None,
     model: FlowModel | None = None,
+    depth: FlowDepth = "all",
 ) -> BudgetFlow:
     """A budget's funding flow as of a business time, as known at a record time or position.
 
@@ -205,10 +215,13 @@ def budget_flow(
     """
     require_role(by, OVERSEERS, "read a budget's funding flow")
     position = reflected_position(ledger, known_at)
+    kinds = _SHALLOW_KINDS if depth == "contracts" else None
     if model is None:
         nodes = replayed_nodes(ledger, budget_id, by=by, as_of=as_of, position=position)
+        if kinds is not None:
+            nodes = {key: node for key, node in nodes.items() if node.kind in kinds}
     else:
-        nodes = model.nodes(budget_id, position=position, as_of=as_of)
+        nodes = model.nodes(budget_id, position=position, as_of=as_of, kinds=kinds)
     return BudgetFlow(
         budget_id=budget_id,
         position=position,

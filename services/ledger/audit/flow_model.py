@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -109,12 +110,17 @@ class FlowModel:
         return moves
 
     def nodes(
-        self, budget_id: UUID, *, position: int, as_of: datetime | None
+        self,
+        budget_id: UUID,
+        *,
+        position: int,
+        as_of: datetime | None,
+        kinds: Sequence[str] | None = None,
     ) -> dict[str, NodeState]:
-        """A budget's flow nodes as of a business time, as known at a feed position."""
+        """A budget's flow nodes (of `kinds`, or all) as of a business time, known at a position."""
         self.catch_up(position)
         nodes: dict[str, NodeState] = {}
-        for record in self.rows.records(budget_id, position, as_of):
+        for record in self.rows.records(budget_id, position, as_of, kinds):
             known = nodes.get(record.node_key)
             if record.created:
                 nodes[record.node_key] = NodeState(
@@ -139,7 +145,7 @@ class FlowModel:
         root = node_key(budget_id, "budget", budget_id)
         if root not in nodes:
             raise self._missing(budget_id, root, position, as_of)
-        totals = self.rows.totals(budget_id, position, as_of)
+        totals = self.rows.totals(budget_id, position, as_of, kinds)
         return {
             key: NodeState(
                 node.key,

@@ -117,20 +117,31 @@ class FlowRows(LedgerSql):
             )
 
     def _filter(
-        self, budget_id: UUID, position: int, as_of: datetime | None
+        self,
+        budget_id: UUID,
+        position: int,
+        as_of: datetime | None,
+        kinds: Sequence[str] | None = None,
     ) -> tuple[str, list[Any]]:
         where = "budget_id = ? AND position <= ?"
         params: list[Any] = [str(budget_id), position]
+        if kinds is not None:
+            where += f" AND kind IN ({', '.join('?' * len(kinds))})"
+            params += kinds
         if as_of is not None:
             where += " AND occurred_at <= ?"
             params.append(datetime_to_micros(as_of))
         return where, params
 
     def totals(
-        self, budget_id: UUID, position: int, as_of: datetime | None
+        self,
+        budget_id: UUID,
+        position: int,
+        as_of: datetime | None,
+        kinds: Sequence[str] | None = None,
     ) -> dict[str, dict[str, int]]:
         """Each node's own figures, summed over the moves the two clocks let through."""
-        where, params = self._filter(budget_id, position, as_of)
+        where, params = self._filter(budget_id, position, as_of, kinds)
         sums = ", ".join(f"SUM({name}) AS {name}" for name in FLOW_FIGURES)
         rows = self._rows(
             f"SELECT node_key, {sums} FROM {self._table(FLOW_MOVES_TABLE)} "
@@ -143,9 +154,15 @@ class FlowRows(LedgerSql):
             for r in rows
         }
 
-    def records(self, budget_id: UUID, position: int, as_of: datetime | None) -> list[NodeRecord]:
+    def records(
+        self,
+        budget_id: UUID,
+        position: int,
+        as_of: datetime | None,
+        kinds: Sequence[str] | None = None,
+    ) -> list[NodeRecord]:
         """The moves that create nodes or change their state or details, in feed order."""
-        where, params = self._filter(budget_id, position, as_of)
+        where, params = self._filter(budget_id, position, as_of, kinds)
         rows = self._rows(
             "SELECT position, seq, node_key, kind, parent_key, created, state, details "
             f"FROM {self._table(FLOW_MOVES_TABLE)} WHERE {where} "
