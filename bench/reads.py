@@ -23,11 +23,12 @@ PAST = "2014-11-15T23:59:59+08:00"
 FEED_PAGE = 1000  # the largest page GET /events serves
 
 
-def flow_names(events: int) -> tuple[str, str]:
-    """The row names of the current and the past flow reads."""
-    return (
-        f"budget flow, {events:,} events behind it, now",
-        f"budget flow, {events:,} events behind it, as of {PAST[:10]}",
+def flow_names(events: int) -> tuple[str, ...]:
+    """The row names of the flow reads: the whole tree and to contracts, now and in the past."""
+    return tuple(
+        f"budget flow{depth}, {events:,} events behind it, {when}"
+        for depth in ("", " to contracts")
+        for when in ("now", f"as of {PAST[:10]}")
     )
 
 
@@ -46,8 +47,9 @@ def measure_flows(
     Counted by requests rather than in a time window: one read may take longer than a window.
     """
     path = f"{ledger_url}/audit/budgets/{budget_id}/flow"
-    past = f"{path}?as_of={PAST.replace('+', '%2B')}"
-    for name, url in zip(flow_names(events), (path, past), strict=True):
+    past = f"as_of={PAST.replace('+', '%2B')}"
+    urls = (path, f"{path}?{past}", f"{path}?depth=contracts", f"{path}?depth=contracts&{past}")
+    for name, url in zip(flow_names(events), urls, strict=True):
         for _ in range(sizes.as_of_runs):
             cpu, wall = server_cpu(), time.perf_counter()
             outcome = loadgen.repeat(
