@@ -4,9 +4,11 @@ much, and the rendered BENCHMARKS.md. Nothing here times anything."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
+from bench import document
 from bench.document import render
 from bench.report import PROFILE_PLACEHOLDER, Target, cpu_per, fmt, targets
 from bench.results import Results, Row
@@ -117,7 +119,10 @@ def test_every_other_section_has_its_target() -> None:
     assert found["webhooks, burst: deliveries/s"].met is False
 
 
-def test_the_report_has_the_machine_the_targets_and_a_place_for_the_profile() -> None:
+def test_the_report_has_the_machine_the_targets_and_a_place_for_the_profile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(document, "PROFILE", tmp_path / "profile.md")
     results = Results(
         machine={"CPU": "AMD EPYC", "cores": "2"},
         rows=[_row("feed", "paging through 10 entries", [5000.0])],
@@ -131,3 +136,7 @@ def test_the_report_has_the_machine_the_targets_and_a_place_for_the_profile() ->
     assert "group commit on / off = 1.50×" in text
     assert "| ledger | 200 MiB | set-up: 100 MiB → 150 MiB (160 MiB) |" in text
     assert text.rstrip().endswith(f"## What the profile shows\n\n{PROFILE_PLACEHOLDER}")
+    # Once the profiles are read, what they show is kept in a file each run copies in.
+    (tmp_path / "profile.md").write_text("Appends wait on the database.\n", encoding="utf-8")
+    text = render(results, found, [])
+    assert text.rstrip().endswith("## What the profile shows\n\nAppends wait on the database.")
