@@ -141,13 +141,14 @@ def _entry_rows(
     ]
 
 
-def _batch_entry_rows(ids: Sequence[int], writes: Sequence[Write]) -> list[EntryRow]:
-    rows: list[EntryRow] = []
+def _per_write(ids: Sequence[int], writes: Sequence[Write]) -> list[list[int]]:
+    """A batch's notification ids, cut back into each write's own, in order."""
+    cut: list[list[int]] = []
     start = 0
-    for stored, kwargs in writes:
-        rows += _entry_rows(ids[start : start + len(stored)], stored, kwargs.get("entries"))
+    for stored, _ in writes:
+        cut.append(list(ids[start : start + len(stored)]))
         start += len(stored)
-    return rows
+    return cut
 
 
 _FEED_COLUMNS = (
@@ -380,7 +381,7 @@ class PostgresLedgerRecorder(GroupCommitting, PostgresApplicationRecorder):
         callers = [_caller(kwargs.get("caused_by")) for stored, kwargs in writes for _ in stored]
         references = [r for _, kwargs in writes for r in kwargs.get("references", ())]
         streams = [s for _, kwargs in writes for s in kwargs.get("streams", ())]
-        ids: list[int] = []
+        per_write: list[list[int]] = []
         failed: Exception | None = None
         with self.datastore.get_connection() as conn:
             with conn.pipeline() as pipeline, conn.transaction():
@@ -392,18 +393,22 @@ class PostgresLedgerRecorder(GroupCommitting, PostgresApplicationRecorder):
                         pipeline.sync()
                         ids = [row["notification_id"] for row in curs.fetchall()]
                         self._append_feed_rows(curs, ids, callers)
-                        self._keep_entries(curs, _batch_entry_rows(ids, writes))
+                        per_write = _per_write(ids, writes)
+                        self._keep_entries(
+                            curs,
+                            [
+                                row
+                                for own, (stored, kwargs) in zip(per_write, writes, strict=True)
+                                for row in _entry_rows(own, stored, kwargs.get("entries"))
+                            ],
+                        )
                 except Exception as error:
                     # Rolled back whatever it was, and raised once the pipeline has closed.
                     failed = error
                     raise Rollback from None
             if failed is not None:
                 raise failed
-        results: list[NotificationIds] = []
-        for stored, _ in writes:
-            results.append(ids[: len(stored)])
-            ids = ids[len(stored) :]
-        return results
+        return list(per_write)
 
     def _insert_events(
         self,
