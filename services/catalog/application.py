@@ -1,4 +1,5 @@
-"""The catalog's use cases: each check-and-write runs in one serialized transaction."""
+"""The catalog's use cases: each check-and-write is one function, run as one serialized
+transaction."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from proto.catalog import (
 from services.catalog.domain import items as admission
 from services.catalog.domain.communities import check_platform, check_refusal
 from services.catalog.domain.organizations import new_organization, require_kind
-from services.catalog.store.changes import ChangeStore, Facets, StoredChange, Writer
+from services.catalog.store.changes import ChangeStore, Facets, Filters, StoredChange, Writer
 from services.common.errors import InvalidCommand, NotFound, RuleViolation
 from services.common.permissions import require_acting_for, require_role
 
@@ -60,11 +61,11 @@ def _facets(record: BaseModel) -> Facets:
     raise TypeError(f"not a catalog record: {type(record).__name__}")
 
 
-async def _load(
+def _load(
     writer: Writer, model: type[M], record_id: UUID, role: str, *, named_in_body: bool = False
 ) -> M:
     """The record, or an error: 404 for the request's own resource, 422 for one its body names."""
-    head = await writer.head(record_id)
+    head = writer.head(record_id)
     if head is None or head.stream_type != STREAM_TYPES[model]:
         if named_in_body:
             raise InvalidCommand(f"{role} {record_id} is not in the catalog")
@@ -72,13 +73,13 @@ async def _load(
     return model.model_validate(head.record)
 
 
-async def _by_code(
+def _by_code(
     writer: Writer, model: type[M], code: str | None, same: Callable[[M], bool]
 ) -> M | None:
     """The record a caller's code already names: the same one again, or a conflict."""
     if code is None:
         return None
-    head = await writer.head_by_code(STREAM_TYPES[model], code)
+    head = writer.head_by_code(STREAM_TYPES[model], code)
     if head is None:
         return None
     existing = model.model_validate(head.record)
@@ -90,8 +91,8 @@ async def _by_code(
     return existing
 
 
-async def _append(writer: Writer, event_type: str, record: M, occurred_at: datetime) -> M:
-    stored = await writer.append(
+def _append(writer: Writer, event_type: str, record: M, occurred_at: datetime) -> M:
+    stored = writer.append(
         stream_id=record.id,  # type: ignore[attr-defined]
         stream_type=STREAM_TYPES[type(record)],
         event_type=event_type,
@@ -124,8 +125,9 @@ class Catalog:
     ) -> tuple[Organization, bool]:
         """Register a bureau, street office, community or provider; a known code finds it."""
         require_role(by, (Role.CIVIL_AFFAIRS,), "register organizations")
-        async with self.store.writing(caused_by=by) as writer:
-            existing = await _by_code(
+
+        def register(writer: Writer) -> tuple[Organization, bool]:
+            existing = _by_code(
                 writer,
                 Organization,
                 code,
@@ -137,9 +139,7 @@ class Catalog:
             if existing is not None:
                 return existing, False
             street_office = (
-                await _load(
-                    writer, Organization, street_office_id, "street office", named_in_body=True
-                )
+                _load(writer, Organization, street_office_id, "street office", named_in_body=True)
                 if street_office_id
                 else None
             )
@@ -153,9 +153,11 @@ class Catalog:
                 contact=contact,
             )
             return (
-                await _append(writer, "organization.registered", organization, occurred_at),
+                _append(writer, "organization.registered", organization, occurred_at),
                 True,
             )
+
+        return await self.store.write(by, register)
 
     # --- items and their admission --------------------------------------------------------
 
@@ -178,8 +180,9 @@ class Catalog:
     ) -> tuple[ServiceItem, bool]:
         """A district department proposes an item for communities; a known code finds it."""
         require_role(by, (Role.CIVIL_AFFAIRS,), "propose items for the catalog")
-        async with self.store.writing(caused_by=by) as writer:
-            existing = await _by_code(
+
+        def propose(writer: Writer) -> tuple[ServiceItem, bool]:
+            existing = _by_code(
                 writer,
                 ServiceItem,
                 code,
@@ -190,9 +193,7 @@ class Catalog:
             )
             if existing is not None:
                 return existing, False
-            department = await _load(
-                writer, Organization, proposed_by, "department", named_in_body=True
-            )
+            department = _load(writer, Organization, proposed_by, "department", named_in_body=True)
             require_kind(department, OrganizationKind.DISTRICT_BUREAU, role="proposed_by")
             item = ServiceItem(
                 id=uuid4(),
@@ -210,7 +211,9 @@ class Catalog:
                 proposed_by=proposed_by,
                 status=ItemStatus.PROPOSED,
             )
-            return await _append(writer, "item.proposed", item, occurred_at), True
+            return _append(writer, "item.proposed", item, occurred_at), True
+
+        return await self.store.write(by, propose)
 
     async def start_review(self, item_id: UUID, *, occurred_at: datetime, by: Actor) -> ServiceItem:
         """Put a proposed item under review."""
@@ -268,9 +271,12 @@ class Catalog:
     ) -> ServiceItem:
         # Every step of admission is the civil-affairs bureau's, and one serialized write.
         require_role(by, (Role.CIVIL_AFFAIRS,), doing)
-        async with self.store.writing(caused_by=by) as writer:
-            item = await _load(writer, ServiceItem, item_id, "item")
-            return await _append(writer, event_type, step(item), occurred_at)
+
+        def move(writer: Writer) -> ServiceItem:
+            item = _load(writer, ServiceItem, item_id, "item")
+            return _append(writer, event_type, step(item), occurred_at)
+
+        return await self.store.write(by, move)
 
     # --- communities ----------------------------------------------------------------------
 
@@ -279,13 +285,14 @@ class Catalog:
     ) -> Refusal:
         """Record a community's refusal of a task for an item on none of its lists."""
         require_acting_for(by, Role.COMMUNITY, community_id, "refuse tasks")
-        async with self.store.writing(caused_by=by) as writer:
-            community = await _load(writer, Organization, community_id, "community")
-            item = await _load(writer, ServiceItem, item_id, "item", named_in_body=True)
+
+        def refuse(writer: Writer) -> Refusal:
+            community = _load(writer, Organization, community_id, "community")
+            item = _load(writer, ServiceItem, item_id, "item", named_in_body=True)
             check_refusal(community, item, reason)
             earlier = [
                 Refusal.model_validate(r.record)
-                for r in await self.store.records("refusal", parent_id=community_id)
+                for r in writer.records("refusal", Filters(parent_id=community_id))
             ]
             if any(r.item_id == item_id for r in earlier):
                 raise RuleViolation(f"community {community_id} already refused item {item_id}")
@@ -296,7 +303,9 @@ class Catalog:
                 item_id=item_id,
                 reason=reason.strip(),
             )
-            return await _append(writer, "refusal.recorded", refusal, occurred_at)
+            return _append(writer, "refusal.recorded", refusal, occurred_at)
+
+        return await self.store.write(by, refuse)
 
     async def open_platform(
         self,
@@ -314,16 +323,12 @@ class Catalog:
     ) -> Platform:
         """Open a platform where a community's services are offered."""
         require_acting_for(by, Role.COMMUNITY, community_id, "open platforms")
-        async with self.store.writing(caused_by=by) as writer:
-            community = await _load(
-                writer, Organization, community_id, "community", named_in_body=True
-            )
-            items = [
-                await _load(writer, ServiceItem, i, "item", named_in_body=True) for i in item_ids
-            ]
+
+        def open_one(writer: Writer) -> Platform:
+            community = _load(writer, Organization, community_id, "community", named_in_body=True)
+            items = [_load(writer, ServiceItem, i, "item", named_in_body=True) for i in item_ids]
             providers = [
-                await _load(writer, Organization, p, "provider", named_in_body=True)
-                for p in provider_ids
+                _load(writer, Organization, p, "provider", named_in_body=True) for p in provider_ids
             ]
             check_platform(community, items, providers)
             platform = Platform(
@@ -338,7 +343,9 @@ class Catalog:
                 item_ids=item_ids,
                 provider_ids=provider_ids,
             )
-            return await _append(writer, "platform.opened", platform, occurred_at)
+            return _append(writer, "platform.opened", platform, occurred_at)
+
+        return await self.store.write(by, open_one)
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -364,21 +371,12 @@ class Catalog:
         limit: int | None = None,
     ) -> tuple[list[M], int | None]:
         """Records of a type, filtered; and the cursor of the next page, if there is one."""
-        rows = await self.store.records(
+        rows, cursor = await self.store.records(
             STREAM_TYPES[model],
-            ids=ids,
-            kind=kind,
-            parent_id=parent_id,
-            status=status,
-            as_of=as_of,
+            Filters(ids=ids, kind=kind, parent_id=parent_id, status=status, as_of=as_of),
             after=after,
-            limit=None if limit is None else limit + 1,
+            limit=limit,
         )
-        more = limit is not None and len(rows) > limit
-        rows = rows[:limit] if limit is not None else rows
-        cursor = None
-        if more:
-            cursor = await self.store.first_position(rows[-1].stream_id)
         return [model.model_validate(r.record) for r in rows], cursor
 
     async def history(self, model: type[M], record_id: UUID) -> list[StoredChange]:

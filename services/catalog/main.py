@@ -12,6 +12,7 @@ from services.catalog.store.changes import ChangeStore
 from services.catalog.store.migrate import upgrade
 from services.common.app import create_sql_service, open_idempotency
 from services.common.auth import AuthSettings
+from services.common.sql import Database
 
 
 def create_app(
@@ -23,9 +24,15 @@ def create_app(
     async def startup(app: FastAPI, engine: AsyncEngine) -> None:
         if settings.migrate_on_start:
             await upgrade(engine)
-        app.state.catalog = Catalog(ChangeStore(engine))
+        app.state.database = Database(engine)
+        app.state.catalog = Catalog(ChangeStore(app.state.database))
         # The table comes with the catalog's migrations (0004), like every catalog table.
         await open_idempotency(app, engine, create=False)
+
+    async def shutdown(app: FastAPI) -> None:
+        database: Database | None = getattr(app.state, "database", None)
+        if database is not None:
+            await database.dispose()
 
     return create_sql_service(
         "catalog",
@@ -35,4 +42,5 @@ def create_app(
         auth or AuthSettings(),
         routers=[m.router for m in (organizations, items, communities, platforms, events)],
         startup=startup,
+        shutdown=shutdown,
     )

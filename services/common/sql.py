@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, Dialect, TypeDecorator, event, text
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Dialect,
+    Engine,
+    TypeDecorator,
+    create_engine,
+    event,
+    text,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+T = TypeVar("T")
 
 
 def async_engine(database_url: str) -> AsyncEngine:
@@ -35,6 +48,50 @@ def _write_ahead_log(connection: Any, _: object) -> None:
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
+
+
+class Database:
+    """Units of work, each a plain function over one connection, run with one hop each.
+
+    aiosqlite pays a trip to its worker thread for every statement, fetch and commit, and
+    those trips, not SQLite, were most of a small write's cost. On a SQLite file a unit runs
+    whole on a thread of its own with the synchronous driver instead. Elsewhere (asyncpg, or
+    SQLite in memory, which only the async engine's connections can see) it runs on the async
+    engine's connection, whose driver awaits without threads.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        url = engine.url
+        self._file: Engine | None = None
+        if self.dialect == "sqlite" and url.database and url.database != ":memory:":
+            self._file = create_engine(url.set(drivername="sqlite+pysqlite"))
+            event.listen(self._file, "connect", _write_ahead_log)
+
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` on a connection and roll back whatever it left open."""
+        if self._file is not None:
+            return await asyncio.to_thread(self._run_on_file, work, commit=False)
+        async with self.engine.connect() as connection:
+            return await connection.run_sync(work)
+
+    async def write(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in a transaction: committed if it returns, rolled back if it raises."""
+        if self._file is not None:
+            return await asyncio.to_thread(self._run_on_file, work, commit=True)
+        async with self.engine.begin() as connection:
+            return await connection.run_sync(work)
+
+    def _run_on_file(self, work: Callable[[Connection], T], *, commit: bool) -> T:
+        assert self._file is not None
+        with self._file.begin() if commit else self._file.connect() as connection:
+            return work(connection)
+
+    async def dispose(self) -> None:
+        """Close the connections of the synchronous engine, if there is one."""
+        if self._file is not None:
+            await asyncio.to_thread(self._file.dispose)
 
 
 async def ping(engine: AsyncEngine) -> None:

@@ -25,6 +25,5 @@ async def read_feed(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> FeedPage:
     """Every change in commit order, with dense positions."""
-    head = await catalog.store.head_position()
-    entries = [feed_entry(c) for c in await catalog.store.feed(after, limit)]
-    return FeedPage.of(entries, after=after, head=head)
+    changes, head = await catalog.store.feed(after, limit)
+    return FeedPage.of([feed_entry(c) for c in changes], after=after, head=head)
