@@ -18,11 +18,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import Connection, func, select, update
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
-from services.common.sql import now_utc
+from services.common.sql import Database, now_utc
 from services.notifier.messages import Message, active_subscriptions, enqueue
 from services.notifier.retries import AttemptResult, Outcome, retry_delay
 from services.notifier.secrets import SecretBox
@@ -85,7 +84,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        database: Database,
         settings: NotifierSettings,
         *,
         client: httpx.AsyncClient | None = None,
@@ -93,7 +92,7 @@ class Dispatcher:
         rng: random.Random | None = None,
         on_attempt: Callable[[AttemptResult], None] = lambda _: None,
     ) -> None:
-        self._engine = engine
+        self._database = database
         self._on_attempt = on_attempt
         self._settings = settings
         self._timeout = settings.delivery_timeout_seconds
@@ -142,57 +141,58 @@ class Dispatcher:
             return len(due)
 
     async def _take_due(self, limit: int) -> list[_Due]:
-        async with self._writing, self._engine.begin() as connection:
-            now = self._clock()
-            rows = (
-                await connection.execute(
-                    select(
-                        deliveries.c.id,
-                        deliveries.c.subscription_id,
-                        deliveries.c.message_id,
-                        deliveries.c.attempts,
-                        subscriptions.c.state.label("subscription_state"),
-                        subscriptions.c.url,
-                        subscriptions.c.secret,
-                        subscriptions.c.previous_secret,
-                        subscriptions.c.previous_secret_expires_at,
-                        messages.c.body,
-                    )
-                    .select_from(
-                        deliveries.outerjoin(
-                            subscriptions, subscriptions.c.id == deliveries.c.subscription_id
-                        ).outerjoin(messages, messages.c.id == deliveries.c.message_id)
-                    )
-                    .where(deliveries.c.state == "pending", deliveries.c.next_attempt_at <= now)
-                    .order_by(
-                        deliveries.c.next_attempt_at, deliveries.c.created_at, deliveries.c.id
-                    )
-                    .limit(limit)
+        async with self._writing:
+            return await self._database.write(lambda c: self._due(c, limit))
+
+    def _due(self, connection: Connection, limit: int) -> list[_Due]:
+        now = self._clock()
+        rows = (
+            connection.execute(
+                select(
+                    deliveries.c.id,
+                    deliveries.c.subscription_id,
+                    deliveries.c.message_id,
+                    deliveries.c.attempts,
+                    subscriptions.c.state.label("subscription_state"),
+                    subscriptions.c.url,
+                    subscriptions.c.secret,
+                    subscriptions.c.previous_secret,
+                    subscriptions.c.previous_secret_expires_at,
+                    messages.c.body,
                 )
-            ).all()
-            # A disabled (or deleted) subscription gets nothing more: its deliveries end here.
-            stale = [r.id for r in rows if r.subscription_state != "active" or r.body is None]
-            if stale:
-                await connection.execute(
-                    update(deliveries)
-                    .where(deliveries.c.id.in_(stale), deliveries.c.state == "pending")
-                    .values(state="cancelled", next_attempt_at=None, finished_at=now)
+                .select_from(
+                    deliveries.outerjoin(
+                        subscriptions, subscriptions.c.id == deliveries.c.subscription_id
+                    ).outerjoin(messages, messages.c.id == deliveries.c.message_id)
                 )
-            return [
-                _Due(
-                    id=r.id,
-                    subscription_id=r.subscription_id,
-                    message_id=r.message_id,
-                    attempts=r.attempts,
-                    url=r.url,
-                    body=r.body,
-                    secret=r.secret,
-                    previous_secret=r.previous_secret,
-                    previous_secret_expires_at=r.previous_secret_expires_at,
-                )
-                for r in rows
-                if r.id not in stale
-            ]
+                .where(deliveries.c.state == "pending", deliveries.c.next_attempt_at <= now)
+                .order_by(deliveries.c.next_attempt_at, deliveries.c.created_at, deliveries.c.id)
+                .limit(limit)
+            )
+        ).all()
+        # A disabled (or deleted) subscription gets nothing more: its deliveries end here.
+        stale = [r.id for r in rows if r.subscription_state != "active" or r.body is None]
+        if stale:
+            connection.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(stale), deliveries.c.state == "pending")
+                .values(state="cancelled", next_attempt_at=None, finished_at=now)
+            )
+        return [
+            _Due(
+                id=r.id,
+                subscription_id=r.subscription_id,
+                message_id=r.message_id,
+                attempts=r.attempts,
+                url=r.url,
+                body=r.body,
+                secret=r.secret,
+                previous_secret=r.previous_secret,
+                previous_secret_expires_at=r.previous_secret_expires_at,
+            )
+            for r in rows
+            if r.id not in stale
+        ]
 
     def _signature(self, delivery: _Due, timestamp: datetime) -> str:
         secrets = [self._box.open(delivery.secret)]
@@ -265,77 +265,77 @@ class Dispatcher:
         return AttemptResult(attempted_at, latency, status, None, excerpt, retry_after)
 
     async def _record(self, delivery: _Due, result: AttemptResult) -> None:
-        async with self._writing, self._engine.begin() as connection:
-            now = self._clock()
-            await connection.execute(
-                attempts.insert().values(
-                    delivery_id=delivery.id,
-                    attempted_at=result.attempted_at,
-                    status=result.status,
-                    error=result.error,
-                    latency_ms=result.latency_ms,
-                    response_excerpt=result.excerpt,
-                )
-            )
-            count = delivery.attempts + 1
-            this = deliveries.c.id == delivery.id
-            pending = deliveries.c.state == "pending"
-            outcome = result.outcome
-            if outcome is Outcome.DELIVERED:
-                # Arrived is arrived, even if the subscription was disabled meanwhile.
-                await connection.execute(
-                    update(deliveries)
-                    .where(this, deliveries.c.state.in_(("pending", "cancelled")))
-                    .values(
-                        state="delivered", attempts=count, next_attempt_at=None, finished_at=now
-                    )
-                )
-                await connection.execute(
-                    update(subscriptions)
-                    .where(subscriptions.c.id == delivery.subscription_id)
-                    .values(failing_since=None)
-                )
-                return
-            if outcome is Outcome.GONE:
-                await connection.execute(
-                    update(deliveries)
-                    .where(this, pending)
-                    .values(state="dead", attempts=count, next_attempt_at=None, finished_at=now)
-                )
-                reason = f"the target answered {result.status} Gone: it no longer wants deliveries"
-                await self._disable(connection, delivery.subscription_id, reason, now)
-                return
-            delay = retry_delay(
-                self._settings.retry_schedule_seconds,
-                count,
-                self._settings.retry_jitter,
-                self._rng,
-                result.asked_wait(now),
-            )
-            values: dict[str, Any] = (
-                {"state": "dead", "next_attempt_at": None, "finished_at": now}
-                if delay is None
-                else {"next_attempt_at": now + timedelta(seconds=delay)}
-            )
-            await connection.execute(
-                update(deliveries).where(this, pending).values(attempts=count, **values)
-            )
-            await self._note_failure(connection, delivery.subscription_id, result, now)
+        async with self._writing:
+            await self._database.write(lambda c: self._log(c, delivery, result))
 
-    async def _note_failure(
+    def _log(self, connection: Connection, delivery: _Due, result: AttemptResult) -> None:
+        """Log one attempt and move its delivery (and perhaps its subscription) on."""
+        now = self._clock()
+        connection.execute(
+            attempts.insert().values(
+                delivery_id=delivery.id,
+                attempted_at=result.attempted_at,
+                status=result.status,
+                error=result.error,
+                latency_ms=result.latency_ms,
+                response_excerpt=result.excerpt,
+            )
+        )
+        count = delivery.attempts + 1
+        this = deliveries.c.id == delivery.id
+        pending = deliveries.c.state == "pending"
+        outcome = result.outcome
+        if outcome is Outcome.DELIVERED:
+            # Arrived is arrived, even if the subscription was disabled meanwhile.
+            connection.execute(
+                update(deliveries)
+                .where(this, deliveries.c.state.in_(("pending", "cancelled")))
+                .values(state="delivered", attempts=count, next_attempt_at=None, finished_at=now)
+            )
+            connection.execute(
+                update(subscriptions)
+                .where(subscriptions.c.id == delivery.subscription_id)
+                .values(failing_since=None)
+            )
+            return
+        if outcome is Outcome.GONE:
+            connection.execute(
+                update(deliveries)
+                .where(this, pending)
+                .values(state="dead", attempts=count, next_attempt_at=None, finished_at=now)
+            )
+            reason = f"the target answered {result.status} Gone: it no longer wants deliveries"
+            self._disable(connection, delivery.subscription_id, reason, now)
+            return
+        delay = retry_delay(
+            self._settings.retry_schedule_seconds,
+            count,
+            self._settings.retry_jitter,
+            self._rng,
+            result.asked_wait(now),
+        )
+        values: dict[str, Any] = (
+            {"state": "dead", "next_attempt_at": None, "finished_at": now}
+            if delay is None
+            else {"next_attempt_at": now + timedelta(seconds=delay)}
+        )
+        connection.execute(update(deliveries).where(this, pending).values(attempts=count, **values))
+        self._note_failure(connection, delivery.subscription_id, result, now)
+
+    def _note_failure(
         self,
-        connection: AsyncConnection,
+        connection: Connection,
         subscription_id: str,
         result: AttemptResult,
         now: datetime,
     ) -> None:
         one = subscriptions.c.id == subscription_id
-        await connection.execute(
+        connection.execute(
             update(subscriptions)
             .where(one, subscriptions.c.failing_since.is_(None))
             .values(failing_since=result.attempted_at)
         )
-        since = await connection.scalar(select(subscriptions.c.failing_since).where(one))
+        since = connection.scalar(select(subscriptions.c.failing_since).where(one))
         limit = self._settings.disable_after_seconds
         if since is None or (now - since).total_seconds() < limit:
             return
@@ -343,33 +343,33 @@ class Dispatcher:
             f"every delivery failed since {since:%Y-%m-%dT%H:%M:%SZ}, for more than {limit} "
             f"seconds; the last attempt: {result.error or f'HTTP {result.status}'}"
         )
-        await self._disable(connection, subscription_id, reason, now)
+        self._disable(connection, subscription_id, reason, now)
 
-    async def _disable(
-        self, connection: AsyncConnection, subscription_id: str, reason: str, now: datetime
+    def _disable(
+        self, connection: Connection, subscription_id: str, reason: str, now: datetime
     ) -> None:
         reason = _clean(reason, _REASON_CHARS)
         one = subscriptions.c.id == subscription_id
-        changed = await connection.execute(
+        changed = connection.execute(
             update(subscriptions)
             .where(one, subscriptions.c.state == "active")
             .values(state="disabled", disabled_reason=reason, updated_at=now)
         )
         if changed.rowcount != 1:
             return  # disabled already (and notified then): nothing to add
-        await connection.execute(
+        connection.execute(
             update(deliveries)
             .where(deliveries.c.subscription_id == subscription_id, deliveries.c.state == "pending")
             .values(state="cancelled", next_attempt_at=None, finished_at=now)
         )
         row = (
-            await connection.execute(
+            connection.execute(
                 select(subscriptions.c.url, subscriptions.c.owner_organization).where(one)
             )
         ).one()
         message = Message(
             feed=NOTIFIER_FEED,
-            position=await self._next_position(connection, now),
+            position=self._next_position(connection, now),
             event_type=DISABLED_EVENT,
             timestamp=now,
             data={
@@ -381,13 +381,13 @@ class Dispatcher:
             # Subscriptions filtered on an organization hear only of their organization's own.
             organization_ids=frozenset({row.owner_organization}),
         )
-        wanted = await active_subscriptions(connection)
-        await enqueue(connection, message, wanted, now, exclude=[subscription_id])
+        wanted = active_subscriptions(connection)
+        enqueue(connection, message, wanted, now, exclude=[subscription_id])
 
-    async def _next_position(self, connection: AsyncConnection, now: datetime) -> int:
+    def _next_position(self, connection: Connection, now: datetime) -> int:
         # Milliseconds since the epoch, but always past the last one: two disabled in the same
         # millisecond, or a clock set back, must not make the same message id twice.
-        highest = await connection.scalar(
+        highest = connection.scalar(
             select(func.max(messages.c.position)).where(messages.c.feed == NOTIFIER_FEED)
         )
         return max(int(now.timestamp() * 1000), int(highest or 0) + 1)

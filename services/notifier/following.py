@@ -17,13 +17,12 @@ from typing import Any
 
 import httpx
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from proto.feed import FeedEntry, FeedPage
 from services.common.observability import propagate_from
-from services.common.sql import now_utc
+from services.common.sql import Database, now_utc
 from services.notifier.alerts import (
     SHARE_EVENTS,
     committed_share_alerts,
@@ -102,7 +101,7 @@ class FeedFollower:
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        database: Database,
         *,
         feed: str,
         base_url: str,
@@ -117,7 +116,7 @@ class FeedFollower:
         if page_size < 1:
             raise ValueError(f"page_size must be at least 1, not {page_size}")
         self.feed = feed
-        self._engine = engine
+        self._database = database
         self._base_url = base_url.rstrip("/")
         self._token = token
         self._page_size = page_size
@@ -135,10 +134,11 @@ class FeedFollower:
 
     async def position(self) -> int:
         """The last position of the feed whose events are queued; 0 before the first."""
-        async with self._engine.connect() as connection:
-            stored = await connection.scalar(
+        stored = await self._database.read(
+            lambda connection: connection.scalar(
                 select(feed_positions.c.position).where(feed_positions.c.feed == self.feed)
             )
+        )
         return int(stored) if stored is not None else 0
 
     async def poll_once(self) -> int:
@@ -152,15 +152,18 @@ class FeedFollower:
             messages += await self._messages(entry)
         end = page.entries[-1].position
         now = self._clock()
+
+        def queue(connection: Connection) -> None:
+            # First move the position, as a compare-and-set: it locks the row, and a
+            # follower that lost a race (two replicas despite the lease) writes nothing.
+            if not self._advance(connection, start, end, now):
+                raise _Overtaken
+            wanted = active_subscriptions(connection)
+            for message in messages:
+                enqueue(connection, message, wanted, now)
+
         try:
-            async with self._engine.begin() as connection:
-                # First move the position, as a compare-and-set: it locks the row, and a
-                # follower that lost a race (two replicas despite the lease) writes nothing.
-                if not await self._advance(connection, start, end, now):
-                    raise _Overtaken
-                wanted = await active_subscriptions(connection)
-                for message in messages:
-                    await enqueue(connection, message, wanted, now)
+            await self._database.write(queue)
         except _Overtaken:
             logger.warning("another process followed the %s feed past %d", self.feed, start)
             return 0
@@ -352,21 +355,19 @@ class FeedFollower:
 
     # --- writing ---------------------------------------------------------------------------
 
-    async def _advance(
-        self, connection: AsyncConnection, start: int, end: int, now: datetime
-    ) -> bool:
+    def _advance(self, connection: Connection, start: int, end: int, now: datetime) -> bool:
         """Store `end` as the position if it still is `start`; whether it was."""
         if start == 0:
             values = {"feed": self.feed, "position": end, "updated_at": now}
             if connection.dialect.name == "postgresql":
                 statement = postgresql.insert(feed_positions).values(values)
-                inserted = await connection.execute(statement.on_conflict_do_nothing())
+                inserted = connection.execute(statement.on_conflict_do_nothing())
             else:
                 statement_ = sqlite.insert(feed_positions).values(values)
-                inserted = await connection.execute(statement_.on_conflict_do_nothing())
+                inserted = connection.execute(statement_.on_conflict_do_nothing())
             if inserted.rowcount == 1:
                 return True
-        moved = await connection.execute(
+        moved = connection.execute(
             update(feed_positions)
             .where(feed_positions.c.feed == self.feed, feed_positions.c.position == start)
             .values(position=end, updated_at=now)

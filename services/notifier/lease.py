@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, update
+from sqlalchemy import Connection, delete, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.common.sql import now_utc
+from services.common.sql import Database, now_utc
 from services.notifier.store.tables import leases
 
 
@@ -23,7 +22,7 @@ class Lease:
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        database: Database,
         name: str,
         holder: str,
         duration: timedelta,
@@ -31,7 +30,7 @@ class Lease:
     ) -> None:
         if duration <= timedelta(0):
             raise ValueError(f"a lease must last a while, not {duration}")
-        self._engine = engine
+        self._database = database
         self.name = name
         self.holder = holder
         self.duration = duration
@@ -40,11 +39,12 @@ class Lease:
     async def hold(self) -> bool:
         """Take the lease if free or expired, renew it if ours; False if another holds it."""
         now = self._clock()
-        async with self._engine.begin() as connection:
+
+        def take(connection: Connection) -> bool:
             # The row may not exist yet: create it as ours, expired, unless another process
             # got there first. Either way the UPDATE below then decides, atomically.
-            await self._insert_if_missing(connection, now)
-            result = await connection.execute(
+            self._insert_if_missing(connection, now)
+            result = connection.execute(
                 update(leases)
                 .where(
                     leases.c.name == self.name,
@@ -56,18 +56,18 @@ class Lease:
             # SQLite serializes writers, so at most one contender sees its row updated.
             return result.rowcount == 1
 
+        return await self._database.write(take)
+
     async def release(self) -> None:
         """Give the lease up at once, if ours, so another process need not wait for expiry."""
-        async with self._engine.begin() as connection:
-            await connection.execute(
-                delete(leases).where(leases.c.name == self.name, leases.c.holder == self.holder)
-            )
+        mine = (leases.c.name == self.name) & (leases.c.holder == self.holder)
+        await self._database.write(
+            lambda connection: connection.execute(delete(leases).where(mine))
+        )
 
-    async def _insert_if_missing(self, connection: AsyncConnection, now: datetime) -> None:
+    def _insert_if_missing(self, connection: Connection, now: datetime) -> None:
         values = {"name": self.name, "holder": self.holder, "expires_at": now}
         if connection.dialect.name == "postgresql":
-            await connection.execute(
-                postgresql.insert(leases).values(values).on_conflict_do_nothing()
-            )
+            connection.execute(postgresql.insert(leases).values(values).on_conflict_do_nothing())
         else:
-            await connection.execute(sqlite.insert(leases).values(values).on_conflict_do_nothing())
+            connection.execute(sqlite.insert(leases).values(values).on_conflict_do_nothing())

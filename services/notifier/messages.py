@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, select
 
 from services.notifier.store.tables import deliveries, messages, subscriptions
 
@@ -76,9 +75,9 @@ def type_matches(pattern: str, event_type: str) -> bool:
     return pattern == event_type
 
 
-async def active_subscriptions(connection: AsyncConnection) -> list[Wanted]:
+def active_subscriptions(connection: Connection) -> list[Wanted]:
     """Every active subscription, as what it wants."""
-    rows = await connection.execute(
+    rows = connection.execute(
         select(
             subscriptions.c.id,
             subscriptions.c.event_types,
@@ -89,8 +88,8 @@ async def active_subscriptions(connection: AsyncConnection) -> list[Wanted]:
     return [Wanted(r.id, tuple(r.event_types), r.organization_id, r.budget_id) for r in rows]
 
 
-async def enqueue(
-    connection: AsyncConnection,
+def enqueue(
+    connection: Connection,
     message: Message,
     wanted: Iterable[Wanted],
     now: datetime,
@@ -105,7 +104,7 @@ async def enqueue(
     targets = [w.id for w in wanted if w.id not in exclude and w.wants(message)]
     if not targets:
         return 0
-    await connection.execute(
+    connection.execute(
         messages.insert().values(
             id=message.id,
             feed=message.feed,
@@ -115,7 +114,7 @@ async def enqueue(
             created_at=now,
         )
     )
-    await connection.execute(
+    connection.execute(
         deliveries.insert(),
         [
             {

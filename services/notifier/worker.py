@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.auth import AuthSettings, ServiceToken
 from services.common.observability import bound_request_id
+from services.common.sql import Database
 from services.notifier.delivery import Dispatcher
 from services.notifier.following import FeedFollower
 from services.notifier.lease import Lease
@@ -44,11 +45,14 @@ class Worker:
         on_attempt: Callable[[AttemptResult], None] = lambda _: None,
     ):
         holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._lease = Lease(engine, "worker", holder, timedelta(seconds=settings.lease_seconds))
+        self._database = Database(engine)
+        self._lease = Lease(
+            self._database, "worker", holder, timedelta(seconds=settings.lease_seconds)
+        )
         token = ServiceToken(auth, NOTIFIER_SERVICE_ID, "notifier", configured=settings.feed_token)
         self._followers = [
             FeedFollower(
-                engine,
+                self._database,
                 feed=feed,
                 base_url=url,
                 token=token,
@@ -57,7 +61,7 @@ class Worker:
             )
             for feed, url in (("ledger", settings.ledger_url), ("catalog", settings.catalog_url))
         ]
-        self._dispatcher = Dispatcher(engine, settings, on_attempt=on_attempt)
+        self._dispatcher = Dispatcher(self._database, settings, on_attempt=on_attempt)
         self._interval = settings.poll_interval_seconds
         self._stopping = asyncio.Event()
 
@@ -117,3 +121,4 @@ class Worker:
             await self._lease.release()
         except Exception:  # the database may be gone at shutdown; the lease then expires
             logger.warning("could not release the notifier's lease; it expires by itself")
+        await self._database.dispose()

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.common.sql import async_engine
+from services.common.sql import Database, async_engine
 from services.notifier.store.migrate import upgrade
 
 
@@ -20,3 +20,13 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
         yield engine
     finally:
         await engine.dispose()
+
+
+@pytest_asyncio.fixture
+async def database(engine: AsyncEngine) -> AsyncIterator[Database]:
+    """Units of work on that database, as the notifier's worker runs them."""
+    database = Database(engine)
+    try:
+        yield database
+    finally:
+        await database.dispose()

@@ -20,6 +20,7 @@ from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from standardwebhooks.webhooks import Webhook
 
+from services.common.sql import Database
 from services.notifier.delivery import Dispatcher
 from services.notifier.messages import Message, active_subscriptions, enqueue
 from services.notifier.secrets import SecretBox, new_secret
@@ -107,11 +108,13 @@ async def dispatcher(
         "delivery_timeout_seconds": 5.0,
     } | overrides
     rng = random.Random(0)  # noqa: S311 -- jitter only; seeded so runs repeat
-    sender = Dispatcher(engine, NotifierSettings(**values), clock=clock, rng=rng)
+    database = Database(engine)
+    sender = Dispatcher(database, NotifierSettings(**values), clock=clock, rng=rng)
     try:
         yield sender
     finally:
         await sender.aclose()
+        await database.dispose()
 
 
 async def subscribe(
@@ -156,7 +159,9 @@ async def queue(engine: AsyncEngine, clock: Clock, position: int = 1) -> Message
         organization_ids=frozenset({ORG}),
     )
     async with engine.begin() as connection:
-        await enqueue(connection, message, await active_subscriptions(connection), clock())
+        await connection.run_sync(
+            lambda sync: enqueue(sync, message, active_subscriptions(sync), clock())
+        )
     return message
 
 

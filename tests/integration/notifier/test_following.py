@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.auth import AuthSettings, ServiceToken
+from services.common.sql import Database
 from services.ledger.main import create_app as create_ledger_app
 from services.ledger.settings import LedgerSettings
 from services.notifier.following import FeedFollower, FeedUnavailable
@@ -61,14 +62,14 @@ async def ledger(ledger_url: str) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest_asyncio.fixture
-async def follower(engine: AsyncEngine, ledger_url: str) -> AsyncIterator[Follower]:
+async def follower(database: Database, ledger_url: str) -> AsyncIterator[Follower]:
     """Makes followers of the ledger's feed (or another), closing them afterwards."""
     made: list[FeedFollower] = []
 
     def make(page_size: int = 100, **options: Any) -> FeedFollower:
         options = {"feed": "ledger", "base_url": ledger_url, "token": NOTIFIER, **options}
         made.append(
-            FeedFollower(engine, page_size=page_size, settings=NotifierSettings(), **options)
+            FeedFollower(database, page_size=page_size, settings=NotifierSettings(), **options)
         )
         return made[-1]
 

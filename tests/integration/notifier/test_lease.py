@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.common.sql import Database
 from services.notifier.lease import Lease
 from services.notifier.store.tables import leases
 
@@ -40,16 +41,16 @@ async def holder_of(engine: AsyncEngine, name: str) -> str | None:
 
 @pytest.mark.parametrize("previously", ["never held", "held by a replica that died"])
 async def test_of_two_racing_replicas_exactly_one_holds(
-    engine: AsyncEngine, previously: str
+    engine: AsyncEngine, database: Database, previously: str
 ) -> None:
     clock = Clock()
     for round_ in range(5):
         name = f"following-{round_}"
         if previously != "never held":
-            assert await Lease(engine, name, "replica-dead", DURATION, clock).hold()
+            assert await Lease(database, name, "replica-dead", DURATION, clock).hold()
             clock.advance(DURATION + timedelta(seconds=1))
-        first = Lease(engine, name, "replica-a", DURATION, clock)
-        second = Lease(engine, name, "replica-b", DURATION, clock)
+        first = Lease(database, name, "replica-a", DURATION, clock)
+        second = Lease(database, name, "replica-b", DURATION, clock)
         results = list(
             await asyncio.gather(first.hold(), second.hold(), first.hold(), second.hold())
         )
@@ -60,10 +61,12 @@ async def test_of_two_racing_replicas_exactly_one_holds(
         assert await holder_of(engine, name) == winner
 
 
-async def test_another_replica_takes_over_only_after_expiry(engine: AsyncEngine) -> None:
+async def test_another_replica_takes_over_only_after_expiry(
+    engine: AsyncEngine, database: Database
+) -> None:
     clock = Clock()
-    first = Lease(engine, "following", "replica-a", DURATION, clock)
-    second = Lease(engine, "following", "replica-b", DURATION, clock)
+    first = Lease(database, "following", "replica-a", DURATION, clock)
+    second = Lease(database, "following", "replica-b", DURATION, clock)
     assert await first.hold()
     clock.advance(DURATION - timedelta(seconds=1))
     assert not await second.hold()
@@ -78,10 +81,10 @@ async def test_another_replica_takes_over_only_after_expiry(engine: AsyncEngine)
     assert await holder_of(engine, "following") == "replica-b"
 
 
-async def test_release_frees_the_lease_at_once(engine: AsyncEngine) -> None:
+async def test_release_frees_the_lease_at_once(database: Database) -> None:
     clock = Clock()
-    first = Lease(engine, "following", "replica-a", DURATION, clock)
-    second = Lease(engine, "following", "replica-b", DURATION, clock)
+    first = Lease(database, "following", "replica-a", DURATION, clock)
+    second = Lease(database, "following", "replica-b", DURATION, clock)
     assert await first.hold()
     assert not await second.hold()
     # Releasing someone else's lease does nothing.
@@ -92,8 +95,8 @@ async def test_release_frees_the_lease_at_once(engine: AsyncEngine) -> None:
     assert not await first.hold()
 
 
-async def test_leases_of_different_names_are_independent(engine: AsyncEngine) -> None:
+async def test_leases_of_different_names_are_independent(database: Database) -> None:
     clock = Clock()
-    assert await Lease(engine, "following", "replica-a", DURATION, clock).hold()
-    assert await Lease(engine, "delivering", "replica-b", DURATION, clock).hold()
-    assert not await Lease(engine, "following", "replica-b", DURATION, clock).hold()
+    assert await Lease(database, "following", "replica-a", DURATION, clock).hold()
+    assert await Lease(database, "delivering", "replica-b", DURATION, clock).hold()
+    assert not await Lease(database, "following", "replica-b", DURATION, clock).hold()
