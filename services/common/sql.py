@@ -18,7 +18,7 @@ from sqlalchemy import (
     event,
     text,
 )
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 T = TypeVar("T")
@@ -29,7 +29,7 @@ def async_engine(database_url: str) -> AsyncEngine:
     url = make_url(database_url)
     backend = url.get_backend_name()
     if backend == "sqlite":
-        if url.database and url.database != ":memory:":
+        if url.database and _in_a_file(url):
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         url = url.set(drivername="sqlite+aiosqlite")
     elif backend in ("postgresql", "postgres"):
@@ -37,9 +37,14 @@ def async_engine(database_url: str) -> AsyncEngine:
     else:
         raise ValueError(f"unsupported database URL scheme {url.drivername!r}")
     engine = create_async_engine(url, pool_pre_ping=backend != "sqlite")
-    if backend == "sqlite" and url.database and url.database != ":memory:":
+    if _in_a_file(url):
         event.listen(engine.sync_engine, "connect", _write_ahead_log)
     return engine
+
+
+def _in_a_file(url: URL) -> bool:
+    """Whether a URL names a SQLite database kept in a file (not one in memory)."""
+    return url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
 
 
 def _write_ahead_log(connection: Any, _: object) -> None:
@@ -63,35 +68,34 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
-        url = engine.url
         self._file: Engine | None = None
-        if self.dialect == "sqlite" and url.database and url.database != ":memory:":
-            self._file = create_engine(url.set(drivername="sqlite+pysqlite"))
+        if _in_a_file(engine.url):
+            self._file = create_engine(engine.url.set(drivername="sqlite+pysqlite"))
             event.listen(self._file, "connect", _write_ahead_log)
 
     async def read(self, work: Callable[[Connection], T]) -> T:
         """Run `work` on a connection and roll back whatever it left open."""
         if self._file is not None:
-            return await asyncio.to_thread(self._run_on_file, work, commit=False)
+            return await asyncio.to_thread(_run_on_file, self._file, work, commit=False)
         async with self.engine.connect() as connection:
             return await connection.run_sync(work)
 
     async def write(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in a transaction: committed if it returns, rolled back if it raises."""
         if self._file is not None:
-            return await asyncio.to_thread(self._run_on_file, work, commit=True)
+            return await asyncio.to_thread(_run_on_file, self._file, work, commit=True)
         async with self.engine.begin() as connection:
             return await connection.run_sync(work)
-
-    def _run_on_file(self, work: Callable[[Connection], T], *, commit: bool) -> T:
-        assert self._file is not None
-        with self._file.begin() if commit else self._file.connect() as connection:
-            return work(connection)
 
     async def dispose(self) -> None:
         """Close the connections of the synchronous engine, if there is one."""
         if self._file is not None:
             await asyncio.to_thread(self._file.dispose)
+
+
+def _run_on_file(file: Engine, work: Callable[[Connection], T], *, commit: bool) -> T:
+    with file.begin() if commit else file.connect() as connection:
+        return work(connection)
 
 
 async def ping(engine: AsyncEngine) -> None:

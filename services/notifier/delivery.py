@@ -146,29 +146,27 @@ class Dispatcher:
 
     def _due(self, connection: Connection, limit: int) -> list[_Due]:
         now = self._clock()
-        rows = (
-            connection.execute(
-                select(
-                    deliveries.c.id,
-                    deliveries.c.subscription_id,
-                    deliveries.c.message_id,
-                    deliveries.c.attempts,
-                    subscriptions.c.state.label("subscription_state"),
-                    subscriptions.c.url,
-                    subscriptions.c.secret,
-                    subscriptions.c.previous_secret,
-                    subscriptions.c.previous_secret_expires_at,
-                    messages.c.body,
-                )
-                .select_from(
-                    deliveries.outerjoin(
-                        subscriptions, subscriptions.c.id == deliveries.c.subscription_id
-                    ).outerjoin(messages, messages.c.id == deliveries.c.message_id)
-                )
-                .where(deliveries.c.state == "pending", deliveries.c.next_attempt_at <= now)
-                .order_by(deliveries.c.next_attempt_at, deliveries.c.created_at, deliveries.c.id)
-                .limit(limit)
+        rows = connection.execute(
+            select(
+                deliveries.c.id,
+                deliveries.c.subscription_id,
+                deliveries.c.message_id,
+                deliveries.c.attempts,
+                subscriptions.c.state.label("subscription_state"),
+                subscriptions.c.url,
+                subscriptions.c.secret,
+                subscriptions.c.previous_secret,
+                subscriptions.c.previous_secret_expires_at,
+                messages.c.body,
             )
+            .select_from(
+                deliveries.outerjoin(
+                    subscriptions, subscriptions.c.id == deliveries.c.subscription_id
+                ).outerjoin(messages, messages.c.id == deliveries.c.message_id)
+            )
+            .where(deliveries.c.state == "pending", deliveries.c.next_attempt_at <= now)
+            .order_by(deliveries.c.next_attempt_at, deliveries.c.created_at, deliveries.c.id)
+            .limit(limit)
         ).all()
         # A disabled (or deleted) subscription gets nothing more: its deliveries end here.
         stale = [r.id for r in rows if r.subscription_state != "active" or r.body is None]
