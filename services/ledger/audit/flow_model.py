@@ -2,10 +2,12 @@
 
 For every feed entry of a budget, contract or grant, it stores how the event moved each flow
 node (services/ledger/audit/flow_nodes.py): the change of each own figure, and the node's new
-state or details. A flow as of a business time, as known at a position, is then one sum over
-the moves both clocks let through, however many years of events lie behind it, instead of a
-replay of every stream. The changes are computed by applying each event to its aggregate, so
-the domain's own code decides them; reconciliation checks the model against a replay.
+state or details; and, beside the moves, each node's running totals in business-time order
+(services/ledger/store/flow_rows.py). A flow as of a business time, as known at a position, is
+then one totals row per node, less whatever moves recorded after that position added, however
+many years of events lie behind it, instead of a replay of every stream. The changes are
+computed by applying each event to its aggregate, so the domain's own code decides them;
+reconciliation checks the model against a replay.
 
 The model records the feed position it reflects; a read first brings it up to the position it
 answers for. `rebuild` forgets it and derives it again from the feed.
@@ -145,13 +147,14 @@ class FlowModel:
         root = node_key(budget_id, "budget", budget_id)
         if root not in nodes:
             raise self._missing(budget_id, root, position, as_of)
-        totals = self.rows.totals(budget_id, position, as_of, kinds)
+        totals = self.rows.totals(budget_id, list(nodes), position, as_of, kinds)
+        none: dict[str, int] = {}
         return {
             key: NodeState(
                 node.key,
                 node.kind,
                 node.parent,
-                {name: totals.get(key, {}).get(name, 0) for name in OWN_FIGURES[node.kind]},
+                {name: totals.get(key, none).get(name, 0) for name in OWN_FIGURES[node.kind]},
                 node.state,
                 node.details,
                 node.order,

@@ -10,7 +10,12 @@ from typing import Any
 from uuid import UUID
 
 from services.ledger.store.reads import LedgerSql, datetime_to_micros
-from services.ledger.store.recorders import FLOW_FIGURES, FLOW_MOVES_TABLE, READ_MODELS_TABLE
+from services.ledger.store.recorders import (
+    FLOW_FIGURES,
+    FLOW_MOVES_TABLE,
+    FLOW_TOTALS_TABLE,
+    READ_MODELS_TABLE,
+)
 
 MODEL_NAME = "budget-flow"
 _MOVE_COLUMNS = (
@@ -18,6 +23,12 @@ _MOVE_COLUMNS = (
     + ", ".join(FLOW_FIGURES)
     + ", state, details"
 )
+_FIGURE_LIST = ", ".join(FLOW_FIGURES)
+_TOTALS_COLUMNS = f"node_key, occurred_at, position, {_FIGURE_LIST}"
+# The business-time bound of a question asked as recorded: after every move.
+_END_OF_TIME = 2**63 - 1
+
+Figures = dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,22 @@ class NodeRecord:
     details: Mapping[str, Any] | None
 
 
+@dataclass(frozen=True)
+class Totals:
+    """A node's own figures summed over its moves up to one of them, in business-time order."""
+
+    occurred_at: int  # microseconds
+    position: int
+    figures: Figures
+
+    def plus(self, deltas: Mapping[str, int]) -> Figures:
+        """These figures moved by `deltas`."""
+        return {name: self.figures[name] + deltas.get(name, 0) for name in FLOW_FIGURES}
+
+
+_NONE = Totals(0, 0, dict.fromkeys(FLOW_FIGURES, 0))
+
+
 class Overtaken(Exception):
     """Another process advanced the read model first; this batch was rolled back."""
 
@@ -63,12 +90,18 @@ class FlowRows(LedgerSql):
     """Reads and writes the funding-flow read model's tables."""
 
     def ensure(self) -> None:
-        """Register the read model at position 0 unless it is already."""
+        """Register the read model at position 0 unless it is already; start over if it must."""
         self._write(
             f"INSERT INTO {self._table(READ_MODELS_TABLE)} (name, position) VALUES (?, 0) "
             "ON CONFLICT (name) DO NOTHING",
             [(MODEL_NAME,)],
         )
+        # Every move that changes a figure is stored with its node's totals, in one transaction;
+        # moves without totals were kept before the totals table existed: derive both again.
+        figured = " OR ".join(f"{name} IS NOT NULL" for name in FLOW_FIGURES)
+        moved = self._rows(f"SELECT 1 FROM {self._table(FLOW_MOVES_TABLE)} WHERE {figured} LIMIT 1")
+        if moved and not self._rows(f"SELECT 1 FROM {self._table(FLOW_TOTALS_TABLE)} LIMIT 1"):
+            self.reset()
 
     def position(self) -> int:
         """The last feed position the read model reflects."""
@@ -104,11 +137,91 @@ class FlowRows(LedgerSql):
                     ),
                     [_row(move) for move in moves],
                 )
+                self._keep_totals(cursor, moves)
+
+    def _keep_totals(self, cursor: Any, moves: Sequence[FlowMove]) -> None:
+        """Store each node's totals after each of its moves that changes a figure."""
+        moving = [move for move in moves if move.deltas]
+        latest = self._latest(cursor, sorted({move.node_key for move in moving}), _END_OF_TIME)
+        rows: list[list[Any]] = []
+        for move in moving:
+            at = datetime_to_micros(move.occurred_at)
+            last = latest.get(move.node_key, _NONE)
+            if at >= last.occurred_at:
+                # The usual case: a move later than every other of its node, in both clocks.
+                totals = Totals(at, move.position, last.plus(move.deltas))
+                rows.append([move.node_key, at, move.position, *totals.figures.values()])
+                latest[move.node_key] = totals
+                continue
+            # Back-dated: it counts from its business time on, so the totals of the node's
+            # moves after that time grow by it too.
+            self._insert_totals(cursor, rows)
+            rows = []
+            before = self._latest(cursor, [move.node_key], at).get(move.node_key, _NONE)
+            self._insert_totals(
+                cursor, [[move.node_key, at, move.position, *before.plus(move.deltas).values()]]
+            )
+            changes = list(move.deltas.items())
+            cursor.execute(
+                self._sql(
+                    f"UPDATE {self._table(FLOW_TOTALS_TABLE)} SET "
+                    + ", ".join(f"{name} = {name} + ?" for name, _ in changes)
+                    + " WHERE node_key = ? AND occurred_at > ?"
+                ),
+                [*(delta for _, delta in changes), move.node_key, at],
+            )
+            latest[move.node_key] = Totals(last.occurred_at, last.position, last.plus(move.deltas))
+        self._insert_totals(cursor, rows)
+
+    def _insert_totals(self, cursor: Any, rows: list[list[Any]]) -> None:
+        if rows:
+            marks = ", ".join("?" * (3 + len(FLOW_FIGURES)))
+            cursor.executemany(
+                self._sql(
+                    f"INSERT INTO {self._table(FLOW_TOTALS_TABLE)} ({_TOTALS_COLUMNS}) "
+                    f"VALUES ({marks})"
+                ),
+                rows,
+            )
+
+    def _latest_sql(self, at: int, node_keys: Sequence[str]) -> tuple[str, list[Any]]:
+        """Each node's last totals at or before business time `at`: one index probe a node."""
+        table = self._table(FLOW_TOTALS_TABLE)
+        last = "ORDER BY t.occurred_at DESC, t.position DESC LIMIT 1"
+        if self._postgres:
+            return (
+                f"SELECT n.node_key, t.occurred_at, t.position, {_FIGURE_LIST} "
+                "FROM unnest(?::text[]) AS n(node_key) CROSS JOIN LATERAL "
+                f"(SELECT * FROM {table} t WHERE t.node_key = n.node_key AND t.occurred_at <= ? "
+                f"{last}) t",
+                [list(node_keys), at],
+            )
+        return (
+            f"SELECT {_TOTALS_COLUMNS} FROM {table} WHERE rowid IN (SELECT (SELECT t.rowid "
+            f"FROM {table} t WHERE t.node_key = j.value AND t.occurred_at <= ? {last}) "
+            "FROM json_each(?) j)",
+            [at, json.dumps(list(node_keys))],
+        )
+
+    def _latest(self, cursor: Any, node_keys: Sequence[str], at: int) -> dict[str, Totals]:
+        if not node_keys:
+            return {}
+        sql, params = self._latest_sql(at, node_keys)
+        cursor.execute(self._sql(sql), params)
+        return {
+            r["node_key"]: Totals(
+                int(r["occurred_at"]),
+                int(r["position"]),
+                {name: int(r[name]) for name in FLOW_FIGURES},
+            )
+            for r in cursor.fetchall()
+        }
 
     def reset(self) -> None:
         """Forget every move and stand at position 0 again, to be rebuilt from the feed."""
         with self._datastore.transaction(commit=True) as cursor:
             cursor.execute(f"DELETE FROM {self._table(FLOW_MOVES_TABLE)}")
+            cursor.execute(f"DELETE FROM {self._table(FLOW_TOTALS_TABLE)}")
             cursor.execute(
                 self._sql(
                     f"UPDATE {self._table(READ_MODELS_TABLE)} SET position = 0 WHERE name = ?"
@@ -122,8 +235,11 @@ class FlowRows(LedgerSql):
         position: int,
         as_of: datetime | None,
         kinds: Sequence[str] | None = None,
+        *,
+        after: bool = False,
     ) -> tuple[str, list[Any]]:
-        where = "budget_id = ? AND position <= ?"
+        """The moves of a budget (of `kinds`) up to `position`, or `after` it, as of `as_of`."""
+        where = f"budget_id = ? AND position {'>' if after else '<='} ?"
         params: list[Any] = [str(budget_id), position]
         if kinds is not None:
             where += f" AND kind IN ({', '.join('?' * len(kinds))})"
@@ -136,23 +252,33 @@ class FlowRows(LedgerSql):
     def totals(
         self,
         budget_id: UUID,
+        node_keys: Sequence[str],
         position: int,
         as_of: datetime | None,
         kinds: Sequence[str] | None = None,
-    ) -> dict[str, dict[str, int]]:
-        """Each node's own figures, summed over the moves the two clocks let through."""
-        where, params = self._filter(budget_id, position, as_of, kinds)
-        sums = ", ".join(f"SUM({name}) AS {name}" for name in FLOW_FIGURES)
+    ) -> dict[str, Figures]:
+        """Each node's own figures over the moves the two clocks let through.
+
+        The nodes' totals as of the business time, less what moves recorded after `position`
+        added to them: one statement, so one snapshot, even while the model moves on.
+        """
+        at = _END_OF_TIME if as_of is None else datetime_to_micros(as_of)
+        kept, kept_params = self._latest_sql(at, node_keys)
+        later, later_params = self._filter(budget_id, position, as_of, kinds, after=True)
+        sums = ", ".join(f"-SUM(COALESCE({name}, 0))" for name in FLOW_FIGURES)
         rows = self._rows(
+            f"SELECT node_key, {_FIGURE_LIST} FROM ({kept}) kept UNION ALL "
             f"SELECT node_key, {sums} FROM {self._table(FLOW_MOVES_TABLE)} "
-            f"WHERE {where} GROUP BY node_key",
-            params,
+            f"WHERE {later} GROUP BY node_key",
+            [*kept_params, *later_params],
         )
-        # PostgreSQL sums bigints as numeric: int() keeps them exact either way.
-        return {
-            r["node_key"]: {name: int(r[name]) for name in FLOW_FIGURES if r[name] is not None}
-            for r in rows
-        }
+        totals: dict[str, Figures] = {}
+        for r in rows:
+            figures = totals.setdefault(r["node_key"], dict.fromkeys(FLOW_FIGURES, 0))
+            for name in FLOW_FIGURES:
+                # PostgreSQL sums bigints as numeric: int() keeps them exact either way.
+                figures[name] += int(r[name])
+        return totals
 
     def records(
         self,

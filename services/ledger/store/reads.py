@@ -80,6 +80,7 @@ class LedgerSql:
 
     def __init__(self, recorder: ApplicationRecorder) -> None:
         events = recorder.events_table_name  # type: ignore[attr-defined]
+        self._postgres = isinstance(recorder, PostgresApplicationRecorder)
         if isinstance(recorder, PostgresApplicationRecorder):
             schema = recorder.datastore.schema
             self._prefix = f'"{schema}".'

@@ -26,10 +26,12 @@ served only while its event still has that digest, so the feed always shows the 
 stored (an event altered behind the ledger's back shows, and fails verification). Rows from
 before bodies were kept have none; they are computed.
 
-And two for read models, rebuildable from the feed (services/ledger/audit/flow_model.py):
+And three for read models, rebuildable from the feed (services/ledger/audit/flow_model.py):
 
 - `ledger_read_models`: the feed position each read model reflects.
 - `ledger_flow_moves`: how each event moved each funding-flow node, by position.
+- `ledger_flow_totals`: each node's own figures summed up to each of its moves, in business
+  time order, so a flow's figures are one row per node rather than a sum over its moves.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ LEAVES_TABLE = "ledger_leaves"
 CHECKPOINTS_TABLE = "ledger_checkpoints"
 READ_MODELS_TABLE = "ledger_read_models"
 FLOW_MOVES_TABLE = "ledger_flow_moves"
+FLOW_TOTALS_TABLE = "ledger_flow_totals"
 # A flow move's figures: signed fen by which an event changed a node's own figure, or null.
 FLOW_FIGURES = (
     "amount",
@@ -164,6 +167,13 @@ _FLOW_MOVES_COLUMNS = (
     + "state {text}, details {text}, PRIMARY KEY (position, seq)"
 )
 _SQLITE_FLOW_MOVES_COLUMNS = _FLOW_MOVES_COLUMNS.format(integer="INTEGER", text="TEXT")
+# A node's totals after each move that changed a figure, keyed (and so found) in business time
+# order: the last row at or before a time holds the node's figures as of that time.
+_FLOW_TOTALS_COLUMNS = (
+    "node_key {text} NOT NULL, occurred_at {integer} NOT NULL, position {integer} NOT NULL, "
+    + "".join(f"{name} {{integer}} NOT NULL, " for name in FLOW_FIGURES)
+    + "PRIMARY KEY (node_key, occurred_at, position)"
+)
 
 
 class SQLiteLedgerRecorder(GroupCommitting, SQLiteApplicationRecorder):
@@ -202,6 +212,9 @@ class SQLiteLedgerRecorder(GroupCommitting, SQLiteApplicationRecorder):
             f"CREATE TABLE IF NOT EXISTS {FLOW_MOVES_TABLE} ({_SQLITE_FLOW_MOVES_COLUMNS})",
             f"CREATE INDEX IF NOT EXISTS {FLOW_MOVES_TABLE}_by_budget "
             f"ON {FLOW_MOVES_TABLE} (budget_id, position)",
+            f"CREATE TABLE IF NOT EXISTS {FLOW_TOTALS_TABLE} ("
+            + _FLOW_TOTALS_COLUMNS.format(integer="INTEGER", text="TEXT")
+            + ")",
         ]
 
     def _insert_together(self, writes: Sequence[Write]) -> list[NotificationIds]:
@@ -319,6 +332,9 @@ class PostgresLedgerRecorder(GroupCommitting, PostgresApplicationRecorder):
                     Identifier(f"{FLOW_MOVES_TABLE}_by_budget"),
                     schema,
                     Identifier(FLOW_MOVES_TABLE),
+                ),
+                SQL("CREATE TABLE IF NOT EXISTS {}.{} (" + _FLOW_TOTALS_COLUMNS + ")").format(
+                    schema, Identifier(FLOW_TOTALS_TABLE), integer=SQL("bigint"), text=SQL("text")
                 ),
             ]
         )
