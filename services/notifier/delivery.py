@@ -2,9 +2,10 @@
 
 One attempt: re-check the target against the allow-list, sign the stored body with the
 subscription's secret (and the previous one while it is still valid), POST it without following
-redirects, then, in a short transaction of its own, log the attempt and move the delivery on:
-delivered, retried later, dead-lettered, or — on 410 Gone or failing for too long — the
-subscription disabled, its other deliveries cancelled and that fact itself notified.
+redirects, then log the attempt and move the delivery on: delivered, retried later,
+dead-lettered, or — on 410 Gone or failing for too long — the subscription disabled, its other
+deliveries cancelled and that fact itself notified. Attempts that end close together are logged
+in one short transaction; should it fail, each is logged alone, so one cannot lose the others.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -68,6 +70,16 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {detail}"
 
 
+def _settle(logged: asyncio.Future[None], error: Exception | None = None) -> None:
+    # Whoever waited may have been cancelled meanwhile (a shutdown); the log stands anyway.
+    if logged.done():
+        return
+    if error is None:
+        logged.set_result(None)
+    else:
+        logged.set_exception(error)
+
+
 async def _read_excerpt(response: httpx.Response) -> str:
     received = bytearray()
     # Raw bytes: decoding a compressed answer chunk by chunk could still balloon in memory.
@@ -114,9 +126,14 @@ class Dispatcher:
         self._writing = asyncio.Lock()
         # Two overlapping rounds would pick, and send, the same due deliveries twice.
         self._round = asyncio.Lock()
+        # Attempts waiting to be logged, and the task logging them (while there are any).
+        self._unlogged: list[tuple[_Due, AttemptResult, asyncio.Future[None]]] = []
+        self._logging: asyncio.Task[None] | None = None
 
     async def aclose(self) -> None:
-        """Close the HTTP client, unless it was given by the caller (who then closes it)."""
+        """Finish logging the attempts made; close the HTTP client unless it was given."""
+        if self._logging is not None:
+            await asyncio.gather(self._logging, return_exceptions=True)
         if self._owns_client:
             await self._client.aclose()
 
@@ -263,8 +280,46 @@ class Dispatcher:
         return AttemptResult(attempted_at, latency, status, None, excerpt, retry_after)
 
     async def _record(self, delivery: _Due, result: AttemptResult) -> None:
-        async with self._writing:
-            await self._database.write(lambda c: self._log(c, delivery, result))
+        """Log an attempt; returns once its transaction has committed."""
+        logged = asyncio.get_running_loop().create_future()
+        self._unlogged.append((delivery, result, logged))
+        if self._logging is None:
+            self._logging = asyncio.create_task(self._log_unlogged())
+        await logged
+
+    async def _log_unlogged(self) -> None:
+        # Attempts that end while a transaction is logging others wait for the next one, and
+        # it takes them all: one commit for many, as a round's answers come in close together.
+        try:
+            while self._unlogged:
+                async with self._writing:
+                    # Taken once the log is free, so it holds all that ended while it was busy.
+                    batch, self._unlogged = self._unlogged, []
+                    await self._log_together(batch)
+        finally:
+            self._logging = None
+
+    async def _log_together(
+        self, batch: list[tuple[_Due, AttemptResult, asyncio.Future[None]]]
+    ) -> None:
+        def log_all(connection: Connection) -> None:
+            for delivery, result, _ in batch:
+                self._log(connection, delivery, result)
+
+        try:
+            await self._database.write(log_all)
+        except Exception:
+            # One attempt that cannot be logged must not lose the others: log each alone.
+            for delivery, result, logged in batch:
+                try:
+                    await self._database.write(partial(self._log, delivery=delivery, result=result))
+                except Exception as exc:
+                    _settle(logged, exc)
+                else:
+                    _settle(logged)
+            return
+        for _, _, logged in batch:
+            _settle(logged)
 
     def _log(self, connection: Connection, delivery: _Due, result: AttemptResult) -> None:
         """Log one attempt and move its delivery (and perhaps its subscription) on."""

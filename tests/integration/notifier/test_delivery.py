@@ -497,3 +497,83 @@ async def test_a_disabled_subscription_gets_nothing(
     row = await delivery(engine, sub, message.id)
     assert (row.state, row.attempts) == ("cancelled", 0)
     assert row.finished_at is not None
+
+
+async def sending_while_the_log_is_busy(
+    sender: Dispatcher, receiver: ServedReceiver, hooks: list[str]
+) -> asyncio.Task[int]:
+    """A round whose attempts all end while the log is held, as a busy database would hold it."""
+    take = sender._take_due
+    held = asyncio.Event()
+
+    async def take_then_hold(limit: int) -> Any:
+        due = await take(limit)
+        await sender._writing.acquire()
+        held.set()
+        return due
+
+    sender._take_due = take_then_hold  # type: ignore[method-assign]
+    round_ = asyncio.create_task(sender.deliver_due())
+    await held.wait()
+    await asyncio.to_thread(lambda: [receiver.state.wait_for(hook, 1) for hook in hooks])
+    async with asyncio.timeout(10):
+        while len(sender._unlogged) < len(hooks):  # answered, and each attempt's result read
+            await asyncio.sleep(0.01)
+    sender._take_due = take  # type: ignore[method-assign]
+    sender._writing.release()
+    return round_
+
+
+async def test_attempts_ending_together_are_logged_in_one_transaction(
+    engine: AsyncEngine, receiver: ServedReceiver, clock: Clock
+) -> None:
+    subs = [await subscribe(engine, receiver.state.url(f"t{n}")) for n in range(5)]
+    message = await queue(engine, clock)
+    async with dispatcher(engine, clock) as sender:
+        units: list[str] = []
+        write = sender._database.write
+
+        async def counted(work: Any) -> Any:
+            units.append(getattr(work, "__name__", "unit"))
+            return await write(work)
+
+        sender._database.write = counted  # type: ignore[method-assign]
+        round_ = await sending_while_the_log_is_busy(sender, receiver, [f"t{n}" for n in range(5)])
+        assert await round_ == 5
+    assert len(units) == 2  # taking the due deliveries, then logging all five at once
+    for sub, _ in subs:
+        row = await delivery(engine, sub, message.id)
+        assert (row.state, row.attempts) == ("delivered", 1)
+        assert [a.status for a in await logged(engine, row.id)] == [204]
+
+
+async def test_an_attempt_that_cannot_be_logged_loses_none_of_the_others(
+    engine: AsyncEngine, receiver: ServedReceiver, clock: Clock
+) -> None:
+    subs = [(await subscribe(engine, receiver.state.url(f"l{n}")))[0] for n in range(4)]
+    message = await queue(engine, clock)
+    unloggable = (await delivery(engine, subs[0], message.id)).id
+    async with dispatcher(engine, clock) as sender:
+        log = sender._log
+
+        def failing(connection: Any, delivery: Any, result: Any) -> None:
+            if delivery.id == unloggable:
+                raise RuntimeError("the log of this attempt cannot be written")
+            log(connection, delivery, result)
+
+        sender._log = failing  # type: ignore[method-assign]
+        round_ = await sending_while_the_log_is_busy(sender, receiver, [f"l{n}" for n in range(4)])
+        with pytest.raises(RuntimeError, match="cannot be written"):
+            await round_
+        for sub in subs[1:]:
+            row = await delivery(engine, sub, message.id)
+            assert (row.state, row.attempts) == ("delivered", 1)
+            assert len(await logged(engine, row.id)) == 1
+        # Unlogged, it stays due: sent again (at least once), then logged.
+        row = await delivery(engine, subs[0], message.id)
+        assert (row.state, row.attempts) == ("pending", 0)
+        sender._log = log  # type: ignore[method-assign]
+        assert await sender.deliver_due() == 1
+    assert len(receiver.state.of("l0")) == 2
+    row = await delivery(engine, subs[0], message.id)
+    assert (row.state, row.attempts) == ("delivered", 1)
