@@ -18,6 +18,7 @@ from uuid import UUID
 from proto.actor import Actor
 from proto.audit import BudgetFlow, FlowKind, FlowNode
 from proto.money import Money
+from services.common.collector import collector_paused
 from services.common.permissions import require_role
 from services.ledger.application import LedgerApplication
 from services.ledger.application.access import OVERSEERS
@@ -216,16 +217,23 @@ def budget_flow(
     require_role(by, OVERSEERS, "read a budget's funding flow")
     position = reflected_position(ledger, known_at)
     kinds = _SHALLOW_KINDS if depth == "contracts" else None
+    root = node_key(budget_id, "budget", budget_id)
     if model is None:
+        # A replay can take long, and the collector stays on through it.
         nodes = replayed_nodes(ledger, budget_id, by=by, as_of=as_of, position=position)
         if kinds is not None:
             nodes = {key: node for key, node in nodes.items() if node.kind in kinds}
+        with collector_paused():
+            tree = build_tree(nodes, root)
     else:
-        nodes = model.nodes(budget_id, position=position, as_of=as_of, kinds=kinds)
+        with collector_paused():
+            tree = build_tree(
+                model.nodes(budget_id, position=position, as_of=as_of, kinds=kinds), root
+            )
     return BudgetFlow(
         budget_id=budget_id,
         position=position,
         as_of=as_of,
         source="replay" if model is None else "read-model",
-        budget=build_tree(nodes, node_key(budget_id, "budget", budget_id)),
+        budget=tree,
     )
