@@ -14,7 +14,12 @@ from fastapi import FastAPI
 
 from services.ledger.audit.flow_model import FlowModel
 from services.ledger.audit.reconcile import FLOW_MODEL
-from services.ledger.store.recorders import FLOW_TOTALS_TABLE
+from services.ledger.store.flow_rows import MODEL_NAME
+from services.ledger.store.recorders import (
+    FLOW_TOTALS_TABLE,
+    READ_MODELS_TABLE,
+    RETIRED_FLOW_MOVES_TABLE,
+)
 from tests.integration.test_audit_flow import story_of
 from tests.integration.test_reconcile import reconciled, tell_the_story
 from tests.support.actors import AUDITOR
@@ -111,18 +116,32 @@ async def test_two_processes_catching_up_at_once_keep_one_model(
     await assert_same_as_replay(ledger, story.budget_id)
 
 
-async def test_a_model_kept_before_its_totals_existed_is_derived_again(
+async def test_a_model_kept_by_an_earlier_version_is_derived_again(
     ledger_app: FastAPI, ledger: httpx.AsyncClient, parties: Parties, catalog_url: str
 ) -> None:
     story = await story_of(ledger, parties, catalog_url)
     before = await answer(ledger, story.budget_id)
-    # What a database upgraded from a release without the totals table holds: moves only.
-    edit_behind_the_ledgers_back(ledger_app.state.flow_model, "DELETE FROM {table}")
+    rows = ledger_app.state.flow_model.rows
+    read_models, retired = rows._table(READ_MODELS_TABLE), rows._table(RETIRED_FLOW_MOVES_TABLE)
+    # What a database kept by the version with one table of moves holds: that table, the model
+    # under its old name at the head, and totals this version would not have written.
+    for statement, params in (
+        (f"DELETE FROM {read_models} WHERE name = ?", [MODEL_NAME]),
+        (f"INSERT INTO {read_models} (name, position) VALUES (?, ?)", ["budget-flow", 9]),
+        (f"CREATE TABLE {retired} (position INTEGER)", []),
+    ):
+        with rows._datastore.transaction(commit=True) as cursor:
+            cursor.execute(rows._sql(statement), params)
+    edit_behind_the_ledgers_back(ledger_app.state.flow_model, "UPDATE {table} SET paid = paid + 1")
+
     upgraded = FlowModel(ledger_app.state.ledger)
     assert upgraded.position() == 0
     assert upgraded.catch_up() == await head(ledger)
     assert await answer(ledger, story.budget_id) == before
     await assert_same_as_replay(ledger, story.budget_id)
+    assert [r["name"] for r in rows._rows(f"SELECT name FROM {read_models}")] == [MODEL_NAME]
+    with pytest.raises(Exception, match=RETIRED_FLOW_MOVES_TABLE):
+        rows._rows(f"SELECT * FROM {retired}")
 
 
 def edit_behind_the_ledgers_back(model: FlowModel, statement: str, *params: str) -> None:

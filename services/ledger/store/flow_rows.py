@@ -1,9 +1,9 @@
-"""The funding-flow read model's rows: how each event moved each node, and how far it reaches."""
+"""The funding-flow read model's rows: each node's records, deltas and running totals; its reach."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,19 +11,23 @@ from uuid import UUID
 
 from services.ledger.store.reads import LedgerSql, datetime_to_micros
 from services.ledger.store.recorders import (
+    FLOW_DELTAS_TABLE,
     FLOW_FIGURES,
-    FLOW_MOVES_TABLE,
+    FLOW_RECORDS_TABLE,
     FLOW_TOTALS_TABLE,
     READ_MODELS_TABLE,
+    RETIRED_FLOW_MOVES_TABLE,
 )
 
-MODEL_NAME = "budget-flow"
-_MOVE_COLUMNS = (
-    "position, seq, budget_id, node_key, kind, parent_key, created, occurred_at, "
-    + ", ".join(FLOW_FIGURES)
-    + ", state, details"
+# The name changes with the model's tables: a database kept by an earlier version has the model
+# under an earlier name, and this one is derived afresh from the feed.
+MODEL_NAME = "budget-flow-2"
+_RETIRED_MODEL_NAMES = ("budget-flow",)
+_RECORD_COLUMNS = (
+    "position, seq, budget_id, node_key, kind, parent_key, created, occurred_at, state, details"
 )
 _FIGURE_LIST = ", ".join(FLOW_FIGURES)
+_DELTA_COLUMNS = f"position, seq, budget_id, node_key, kind, occurred_at, {_FIGURE_LIST}"
 _TOTALS_COLUMNS = f"node_key, occurred_at, position, {_FIGURE_LIST}"
 # The business-time bound of a question asked as recorded: after every move.
 _END_OF_TIME = 2**63 - 1
@@ -50,6 +54,11 @@ class FlowMove:
     deltas: Mapping[str, int]
     state: str | None
     details: Mapping[str, Any] | None
+
+    @property
+    def is_record(self) -> bool:
+        """Whether it says what the node is or has become, not only how its figures moved."""
+        return self.created or self.state is not None or self.details is not None
 
 
 @dataclass(frozen=True)
@@ -90,18 +99,26 @@ class FlowRows(LedgerSql):
     """Reads and writes the funding-flow read model's tables."""
 
     def ensure(self) -> None:
-        """Register the read model at position 0 unless it is already; start over if it must."""
-        self._write(
-            f"INSERT INTO {self._table(READ_MODELS_TABLE)} (name, position) VALUES (?, 0) "
-            "ON CONFLICT (name) DO NOTHING",
-            [(MODEL_NAME,)],
-        )
-        # Every move that changes a figure is stored with its node's totals, in one transaction;
-        # moves without totals were kept before the totals table existed: derive both again.
-        figured = " OR ".join(f"{name} IS NOT NULL" for name in FLOW_FIGURES)
-        moved = self._rows(f"SELECT 1 FROM {self._table(FLOW_MOVES_TABLE)} WHERE {figured} LIMIT 1")
-        if moved and not self._rows(f"SELECT 1 FROM {self._table(FLOW_TOTALS_TABLE)} LIMIT 1"):
-            self.reset()
+        """Register the read model at position 0 unless it is, clearing what it will keep."""
+        read_models = self._table(READ_MODELS_TABLE)
+        with self._datastore.transaction(commit=True) as cursor:
+            cursor.execute(
+                self._sql(
+                    f"INSERT INTO {read_models} (name, position) VALUES (?, 0) "
+                    "ON CONFLICT (name) DO NOTHING RETURNING name"
+                ),
+                [MODEL_NAME],
+            )
+            if cursor.fetchone() is None:
+                return  # registered before, by this process or another: it stands where it is
+            # Registered here, once: what an earlier version kept is stale for this one.
+            self._clear(cursor)
+            cursor.execute(f"DROP TABLE IF EXISTS {self._table(RETIRED_FLOW_MOVES_TABLE)}")
+            marks = ", ".join("?" * len(_RETIRED_MODEL_NAMES))
+            cursor.execute(
+                self._sql(f"DELETE FROM {read_models} WHERE name IN ({marks})"),
+                list(_RETIRED_MODEL_NAMES),
+            )
 
     def position(self) -> int:
         """The last feed position the read model reflects."""
@@ -128,20 +145,22 @@ class FlowRows(LedgerSql):
             )
             if cursor.fetchone() is None:
                 raise Overtaken(f"the flow read model was moved from {after} by another process")
-            if moves:
-                marks = ", ".join("?" * (10 + len(FLOW_FIGURES)))
-                cursor.executemany(
-                    self._sql(
-                        f"INSERT INTO {self._table(FLOW_MOVES_TABLE)} ({_MOVE_COLUMNS}) "
-                        f"VALUES ({marks})"
-                    ),
-                    [_row(move) for move in moves],
-                )
-                self._keep_totals(cursor, moves)
+            records = [_record_row(move) for move in moves if move.is_record]
+            self._insert(cursor, FLOW_RECORDS_TABLE, _RECORD_COLUMNS, records)
+            moving = [move for move in moves if move.deltas]
+            self._insert(cursor, FLOW_DELTAS_TABLE, _DELTA_COLUMNS, map(_delta_row, moving))
+            self._keep_totals(cursor, moving)
 
-    def _keep_totals(self, cursor: Any, moves: Sequence[FlowMove]) -> None:
+    def _insert(self, cursor: Any, table: str, columns: str, rows: Iterable[list[Any]]) -> None:
+        values = list(rows)
+        if values:
+            marks = ", ".join("?" * len(values[0]))
+            cursor.executemany(
+                self._sql(f"INSERT INTO {self._table(table)} ({columns}) VALUES ({marks})"), values
+            )
+
+    def _keep_totals(self, cursor: Any, moving: Sequence[FlowMove]) -> None:
         """Store each node's totals after each of its moves that changes a figure."""
-        moving = [move for move in moves if move.deltas]
         latest = self._latest(cursor, sorted({move.node_key for move in moving}), _END_OF_TIME)
         rows: list[list[Any]] = []
         for move in moving:
@@ -174,15 +193,7 @@ class FlowRows(LedgerSql):
         self._insert_totals(cursor, rows)
 
     def _insert_totals(self, cursor: Any, rows: list[list[Any]]) -> None:
-        if rows:
-            marks = ", ".join("?" * (3 + len(FLOW_FIGURES)))
-            cursor.executemany(
-                self._sql(
-                    f"INSERT INTO {self._table(FLOW_TOTALS_TABLE)} ({_TOTALS_COLUMNS}) "
-                    f"VALUES ({marks})"
-                ),
-                rows,
-            )
+        self._insert(cursor, FLOW_TOTALS_TABLE, _TOTALS_COLUMNS, rows)
 
     def _latest_sql(self, at: int, node_keys: Sequence[str]) -> tuple[str, list[Any]]:
         """Each node's last totals at or before business time `at`: one index probe a node."""
@@ -220,14 +231,17 @@ class FlowRows(LedgerSql):
     def reset(self) -> None:
         """Forget every move and stand at position 0 again, to be rebuilt from the feed."""
         with self._datastore.transaction(commit=True) as cursor:
-            cursor.execute(f"DELETE FROM {self._table(FLOW_MOVES_TABLE)}")
-            cursor.execute(f"DELETE FROM {self._table(FLOW_TOTALS_TABLE)}")
+            self._clear(cursor)
             cursor.execute(
                 self._sql(
                     f"UPDATE {self._table(READ_MODELS_TABLE)} SET position = 0 WHERE name = ?"
                 ),
                 [MODEL_NAME],
             )
+
+    def _clear(self, cursor: Any) -> None:
+        for table in (FLOW_RECORDS_TABLE, FLOW_DELTAS_TABLE, FLOW_TOTALS_TABLE):
+            cursor.execute(f"DELETE FROM {self._table(table)}")
 
     def _filter(
         self,
@@ -268,7 +282,7 @@ class FlowRows(LedgerSql):
         sums = ", ".join(f"-SUM(COALESCE({name}, 0))" for name in FLOW_FIGURES)
         rows = self._rows(
             f"SELECT node_key, {_FIGURE_LIST} FROM ({kept}) kept UNION ALL "
-            f"SELECT node_key, {sums} FROM {self._table(FLOW_MOVES_TABLE)} "
+            f"SELECT node_key, {sums} FROM {self._table(FLOW_DELTAS_TABLE)} "
             f"WHERE {later} GROUP BY node_key",
             [*kept_params, *later_params],
         )
@@ -291,9 +305,7 @@ class FlowRows(LedgerSql):
         where, params = self._filter(budget_id, position, as_of, kinds)
         rows = self._rows(
             "SELECT position, seq, node_key, kind, parent_key, created, state, details "
-            f"FROM {self._table(FLOW_MOVES_TABLE)} WHERE {where} "
-            "AND (created = 1 OR state IS NOT NULL OR details IS NOT NULL) "
-            "ORDER BY position, seq",
+            f"FROM {self._table(FLOW_RECORDS_TABLE)} WHERE {where} ORDER BY position, seq",
             params,
         )
         return [
@@ -313,14 +325,14 @@ class FlowRows(LedgerSql):
     def creation(self, node_key: str, budget_id: UUID) -> tuple[int, int] | None:
         """(position, business time in microseconds) of a node's creation, if recorded."""
         rows = self._rows(
-            f"SELECT position, occurred_at FROM {self._table(FLOW_MOVES_TABLE)} "
+            f"SELECT position, occurred_at FROM {self._table(FLOW_RECORDS_TABLE)} "
             "WHERE budget_id = ? AND node_key = ? AND created = 1",
             (str(budget_id), node_key),
         )
         return (int(rows[0]["position"]), int(rows[0]["occurred_at"])) if rows else None
 
 
-def _row(move: FlowMove) -> list[Any]:
+def _record_row(move: FlowMove) -> list[Any]:
     details = None if move.details is None else json.dumps(move.details, sort_keys=True)
     return [
         move.position,
@@ -331,7 +343,18 @@ def _row(move: FlowMove) -> list[Any]:
         move.parent_key,
         int(move.created),
         datetime_to_micros(move.occurred_at),
-        *(move.deltas.get(name) or None for name in FLOW_FIGURES),
         move.state,
         details,
+    ]
+
+
+def _delta_row(move: FlowMove) -> list[Any]:
+    return [
+        move.position,
+        move.seq,
+        str(move.budget_id),
+        move.node_key,
+        move.kind,
+        datetime_to_micros(move.occurred_at),
+        *(move.deltas.get(name) or None for name in FLOW_FIGURES),
     ]

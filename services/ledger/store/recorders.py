@@ -29,7 +29,9 @@ before bodies were kept have none; they are computed.
 And three for read models, rebuildable from the feed (services/ledger/audit/flow_model.py):
 
 - `ledger_read_models`: the feed position each read model reflects.
-- `ledger_flow_moves`: how each event moved each funding-flow node, by position.
+- `ledger_flow_records`: each event's word on what a funding-flow node is: its creation (kind,
+  parent, state, details) or a new state or details, found by budget and kind.
+- `ledger_flow_deltas`: by how much each event moved each node's own figures, by position.
 - `ledger_flow_totals`: each node's own figures summed up to each of its moves, in business
   time order, so a flow's figures are one row per node rather than a sum over its moves.
 """
@@ -61,7 +63,10 @@ STREAMS_TABLE = "ledger_streams"
 LEAVES_TABLE = "ledger_leaves"
 CHECKPOINTS_TABLE = "ledger_checkpoints"
 READ_MODELS_TABLE = "ledger_read_models"
-FLOW_MOVES_TABLE = "ledger_flow_moves"
+FLOW_RECORDS_TABLE = "ledger_flow_records"
+FLOW_DELTAS_TABLE = "ledger_flow_deltas"
+# Where versions before the records and deltas were apart kept both; dropped on upgrade.
+RETIRED_FLOW_MOVES_TABLE = "ledger_flow_moves"
 FLOW_TOTALS_TABLE = "ledger_flow_totals"
 # A flow move's figures: signed fen by which an event changed a node's own figure, or null.
 FLOW_FIGURES = (
@@ -159,20 +164,36 @@ _FEED_COLUMNS = (
 )
 _STREAM_COLUMNS = "stream_id, stream_type, " + ", ".join(STREAM_FACTS)
 # The same on both databases but for the names of their types.
-_FLOW_MOVES_COLUMNS = (
+# A flow read to its contracts wants a few hundred records among a budget's hundred thousand
+# deltas: apart, each is found by an index the planner can count on.
+_FLOW_RECORDS_COLUMNS = (
     "position {integer} NOT NULL, seq {integer} NOT NULL, budget_id {text} NOT NULL, "
     "node_key {text} NOT NULL, kind {text} NOT NULL, parent_key {text}, "
     "created {integer} NOT NULL, occurred_at {integer} NOT NULL, "
-    + "".join(f"{name} {{integer}}, " for name in FLOW_FIGURES)
-    + "state {text}, details {text}, PRIMARY KEY (position, seq)"
+    "state {text}, details {text}, PRIMARY KEY (position, seq)"
 )
-_SQLITE_FLOW_MOVES_COLUMNS = _FLOW_MOVES_COLUMNS.format(integer="INTEGER", text="TEXT")
+_FLOW_DELTAS_COLUMNS = (
+    "position {integer} NOT NULL, seq {integer} NOT NULL, budget_id {text} NOT NULL, "
+    "node_key {text} NOT NULL, kind {text} NOT NULL, occurred_at {integer} NOT NULL, "
+    + "".join(f"{name} {{integer}}, " for name in FLOW_FIGURES)
+    + "PRIMARY KEY (position, seq)"
+)
+# (table, its index's name suffix, the indexed columns)
+_FLOW_INDEXES = (
+    (FLOW_RECORDS_TABLE, "by_budget", "budget_id, kind, position"),
+    (FLOW_DELTAS_TABLE, "by_budget", "budget_id, position"),
+)
 # A node's totals after each move that changed a figure, keyed (and so found) in business time
 # order: the last row at or before a time holds the node's figures as of that time.
 _FLOW_TOTALS_COLUMNS = (
     "node_key {text} NOT NULL, occurred_at {integer} NOT NULL, position {integer} NOT NULL, "
     + "".join(f"{name} {{integer}} NOT NULL, " for name in FLOW_FIGURES)
     + "PRIMARY KEY (node_key, occurred_at, position)"
+)
+_FLOW_TABLES = (
+    (FLOW_RECORDS_TABLE, _FLOW_RECORDS_COLUMNS),
+    (FLOW_DELTAS_TABLE, _FLOW_DELTAS_COLUMNS),
+    (FLOW_TOTALS_TABLE, _FLOW_TOTALS_COLUMNS),
 )
 
 
@@ -209,12 +230,16 @@ class SQLiteLedgerRecorder(GroupCommitting, SQLiteApplicationRecorder):
             "taken_at INTEGER NOT NULL, public_key BLOB NOT NULL, signature BLOB NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {READ_MODELS_TABLE} ("
             "name TEXT PRIMARY KEY, position INTEGER NOT NULL)",
-            f"CREATE TABLE IF NOT EXISTS {FLOW_MOVES_TABLE} ({_SQLITE_FLOW_MOVES_COLUMNS})",
-            f"CREATE INDEX IF NOT EXISTS {FLOW_MOVES_TABLE}_by_budget "
-            f"ON {FLOW_MOVES_TABLE} (budget_id, position)",
-            f"CREATE TABLE IF NOT EXISTS {FLOW_TOTALS_TABLE} ("
-            + _FLOW_TOTALS_COLUMNS.format(integer="INTEGER", text="TEXT")
-            + ")",
+            *(
+                f"CREATE TABLE IF NOT EXISTS {table} ("
+                + columns.format(integer="INTEGER", text="TEXT")
+                + ")"
+                for table, columns in _FLOW_TABLES
+            ),
+            *(
+                f"CREATE INDEX IF NOT EXISTS {table}_{suffix} ON {table} ({columns})"
+                for table, suffix, columns in _FLOW_INDEXES
+            ),
         ]
 
     def _insert_together(self, writes: Sequence[Write]) -> list[NotificationIds]:
@@ -325,16 +350,17 @@ class PostgresLedgerRecorder(GroupCommitting, PostgresApplicationRecorder):
                     "CREATE TABLE IF NOT EXISTS {}.{} ("
                     "name text PRIMARY KEY, position bigint NOT NULL)"
                 ).format(schema, Identifier(READ_MODELS_TABLE)),
-                SQL("CREATE TABLE IF NOT EXISTS {}.{} (" + _FLOW_MOVES_COLUMNS + ")").format(
-                    schema, Identifier(FLOW_MOVES_TABLE), integer=SQL("bigint"), text=SQL("text")
+                *(
+                    SQL("CREATE TABLE IF NOT EXISTS {}.{} (" + columns + ")").format(
+                        schema, Identifier(table), integer=SQL("bigint"), text=SQL("text")
+                    )
+                    for table, columns in _FLOW_TABLES
                 ),
-                SQL("CREATE INDEX IF NOT EXISTS {} ON {}.{} (budget_id, position)").format(
-                    Identifier(f"{FLOW_MOVES_TABLE}_by_budget"),
-                    schema,
-                    Identifier(FLOW_MOVES_TABLE),
-                ),
-                SQL("CREATE TABLE IF NOT EXISTS {}.{} (" + _FLOW_TOTALS_COLUMNS + ")").format(
-                    schema, Identifier(FLOW_TOTALS_TABLE), integer=SQL("bigint"), text=SQL("text")
+                *(
+                    SQL("CREATE INDEX IF NOT EXISTS {} ON {}.{} (" + columns + ")").format(
+                        Identifier(f"{table}_{suffix}"), schema, Identifier(table)
+                    )
+                    for table, suffix, columns in _FLOW_INDEXES
                 ),
             ]
         )
