@@ -217,19 +217,15 @@ def budget_flow(
     require_role(by, OVERSEERS, "read a budget's funding flow")
     position = reflected_position(ledger, known_at)
     kinds = _SHALLOW_KINDS if depth == "contracts" else None
-    root = node_key(budget_id, "budget", budget_id)
     if model is None:
-        # A replay can take long, and the collector stays on through it.
+        # A replay can take long, so the collector stays on through it.
         nodes = replayed_nodes(ledger, budget_id, by=by, as_of=as_of, position=position)
         if kinds is not None:
             nodes = {key: node for key, node in nodes.items() if node.kind in kinds}
-        with collector_paused():
-            tree = build_tree(nodes, root)
-    else:
-        with collector_paused():
-            tree = build_tree(
-                model.nodes(budget_id, position=position, as_of=as_of, kinds=kinds), root
-            )
+    with collector_paused():
+        if model is not None:
+            nodes = model.nodes(budget_id, position=position, as_of=as_of, kinds=kinds)
+        tree = build_tree(nodes, node_key(budget_id, "budget", budget_id))
     return BudgetFlow(
         budget_id=budget_id,
         position=position,

@@ -26,7 +26,7 @@ served only while its event still has that digest, so the feed always shows the 
 stored (an event altered behind the ledger's back shows, and fails verification). Rows from
 before bodies were kept have none; they are computed.
 
-And three for read models, rebuildable from the feed (services/ledger/audit/flow_model.py):
+And four for read models, rebuildable from the feed (services/ledger/audit/flow_model.py):
 
 - `ledger_read_models`: the feed position each read model reflects.
 - `ledger_flow_records`: each event's word on what a funding-flow node is: its creation (kind,
