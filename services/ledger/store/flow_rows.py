@@ -160,40 +160,56 @@ class FlowRows(LedgerSql):
             )
 
     def _keep_totals(self, cursor: Any, moving: Sequence[FlowMove]) -> None:
-        """Store each node's totals after each of its moves that changes a figure."""
-        latest = self._latest(cursor, sorted({move.node_key for move in moving}), _END_OF_TIME)
-        rows: list[list[Any]] = []
+        """Store each node's totals after each of its moves that changes a figure.
+
+        A back-dated move counts from its business time on, so the node's kept totals after
+        that time grow by it too. A node's moves in the batch are merged with its kept rows
+        from its earliest one on, so each of those rows is rewritten once a batch, not once
+        for every move behind it.
+        """
+        by_node: dict[str, list[FlowMove]] = {}
         for move in moving:
-            at = datetime_to_micros(move.occurred_at)
-            last = latest.get(move.node_key, _NONE)
-            if at >= last.occurred_at:
-                # The usual case: a move later than every other of its node, in both clocks.
-                totals = Totals(at, move.position, last.plus(move.deltas))
-                rows.append([move.node_key, at, move.position, *totals.figures.values()])
-                latest[move.node_key] = totals
-                continue
-            # Back-dated: it counts from its business time on, so the totals of the node's
-            # moves after that time grow by it too.
-            self._insert_totals(cursor, rows)
-            rows = []
-            before = self._latest(cursor, [move.node_key], at).get(move.node_key, _NONE)
-            self._insert_totals(
-                cursor, [[move.node_key, at, move.position, *before.plus(move.deltas).values()]]
+            by_node.setdefault(move.node_key, []).append(move)
+        latest = self._latest(cursor, sorted(by_node), _END_OF_TIME)
+        inserts: list[list[Any]] = []
+        updates: list[list[Any]] = []
+        for key, moves in by_node.items():
+            earliest = min(datetime_to_micros(move.occurred_at) for move in moves)
+            last = latest.get(key, _NONE)
+            base, later = (
+                self._kept_around(cursor, key, earliest)
+                if earliest < last.occurred_at
+                else (last, [])
             )
-            changes = list(move.deltas.items())
-            cursor.execute(
+            new, changed = _merged(base, later, moves)
+            inserts += ([key, t.occurred_at, t.position, *t.figures.values()] for t in new)
+            updates += ([*t.figures.values(), key, t.occurred_at, t.position] for t in changed)
+        self._insert(cursor, FLOW_TOTALS_TABLE, _TOTALS_COLUMNS, inserts)
+        if updates:
+            cursor.executemany(
                 self._sql(
                     f"UPDATE {self._table(FLOW_TOTALS_TABLE)} SET "
-                    + ", ".join(f"{name} = {name} + ?" for name, _ in changes)
-                    + " WHERE node_key = ? AND occurred_at > ?"
+                    + ", ".join(f"{name} = ?" for name in FLOW_FIGURES)
+                    + " WHERE node_key = ? AND occurred_at = ? AND position = ?"
                 ),
-                [*(delta for _, delta in changes), move.node_key, at],
+                updates,
             )
-            latest[move.node_key] = Totals(last.occurred_at, last.position, last.plus(move.deltas))
-        self._insert_totals(cursor, rows)
 
-    def _insert_totals(self, cursor: Any, rows: list[list[Any]]) -> None:
-        self._insert(cursor, FLOW_TOTALS_TABLE, _TOTALS_COLUMNS, rows)
+    def _kept_around(self, cursor: Any, node_key: str, at: int) -> tuple[Totals, list[Totals]]:
+        """A node's last totals at or before business time `at`, and all its totals after it."""
+        table = self._table(FLOW_TOTALS_TABLE)
+        # From the last business time at or before `at`: its rows, then every later one.
+        cursor.execute(
+            self._sql(
+                f"SELECT {_TOTALS_COLUMNS} FROM {table} WHERE node_key = ? AND occurred_at >= "
+                f"COALESCE((SELECT MAX(occurred_at) FROM {table} "
+                "WHERE node_key = ? AND occurred_at <= ?), 0) ORDER BY occurred_at, position"
+            ),
+            [node_key, node_key, at],
+        )
+        rows = [_totals_of(r) for r in cursor.fetchall()]
+        before = [row for row in rows if row.occurred_at <= at]
+        return (before[-1] if before else _NONE), rows[len(before) :]
 
     def _latest_sql(self, at: int, node_keys: Sequence[str]) -> tuple[str, list[Any]]:
         """Each node's last totals at or before business time `at`: one index probe a node."""
@@ -219,14 +235,7 @@ class FlowRows(LedgerSql):
             return {}
         sql, params = self._latest_sql(at, node_keys)
         cursor.execute(self._sql(sql), params)
-        return {
-            r["node_key"]: Totals(
-                int(r["occurred_at"]),
-                int(r["position"]),
-                {name: int(r[name]) for name in FLOW_FIGURES},
-            )
-            for r in cursor.fetchall()
-        }
+        return {r["node_key"]: _totals_of(r) for r in cursor.fetchall()}
 
     def reset(self) -> None:
         """Forget every move and stand at position 0 again, to be rebuilt from the feed."""
@@ -330,6 +339,44 @@ class FlowRows(LedgerSql):
             (str(budget_id), node_key),
         )
         return (int(rows[0]["position"]), int(rows[0]["occurred_at"])) if rows else None
+
+
+def _totals_of(row: Any) -> Totals:
+    return Totals(
+        int(row["occurred_at"]), int(row["position"]), {n: int(row[n]) for n in FLOW_FIGURES}
+    )
+
+
+def _merged(
+    base: Totals, later: Sequence[Totals], moves: Sequence[FlowMove]
+) -> tuple[list[Totals], list[Totals]]:
+    """A node's totals after each of its new `moves`, and its `later` kept rows that they change.
+
+    `base` is the node's last kept totals before the earliest move, `later` its kept rows after
+    it, in business-time order. The moves were recorded after every kept row, so at equal
+    business times they come after them, in feed order.
+    """
+    new: list[Totals] = []
+    changed: list[Totals] = []
+    running = base.figures
+    added = dict.fromkeys(FLOW_FIGURES, 0)  # by the moves so far, so to every kept row after
+    kept = iter(later)
+    row = next(kept, None)
+    ordered = sorted(moves, key=lambda m: (m.occurred_at, m.position))
+    for move in [*ordered, None]:
+        at = _END_OF_TIME if move is None else datetime_to_micros(move.occurred_at)
+        while row is not None and row.occurred_at <= at:
+            running = row.plus(added)
+            if any(added.values()):
+                changed.append(Totals(row.occurred_at, row.position, running))
+            row = next(kept, None)
+        if move is None:
+            break
+        running = {name: running[name] + move.deltas.get(name, 0) for name in FLOW_FIGURES}
+        new.append(Totals(at, move.position, running))
+        for name, delta in move.deltas.items():
+            added[name] += delta
+    return new, changed
 
 
 def _record_row(move: FlowMove) -> list[Any]:
