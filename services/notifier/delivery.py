@@ -1,8 +1,6 @@
-"""Sends due deliveries as signed Standard Webhooks POSTs, and records what came of each attempt.
+"""Takes due deliveries, has them sent (sending.py), and records what came of each attempt.
 
-One attempt: re-check the target against the allow-list, sign the stored body with the
-subscription's secret (and the previous one while it is still valid), POST it without following
-redirects, then log the attempt and move the delivery on: delivered, retried later,
+After an attempt, it is logged and its delivery moved on: delivered, retried later,
 dead-lettered, or — on 410 Gone or failing for too long — the subscription disabled, its other
 deliveries cancelled and that fact itself notified. Attempts that end close together are logged
 in one short transaction; should it fail, each is logged alone, so one cannot lose the others.
@@ -12,62 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-import httpx
 from sqlalchemy import Connection, func, select, update
-from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
 from services.common.sql import Database, now_utc
 from services.notifier.messages import Message, active_subscriptions, enqueue
 from services.notifier.retries import AttemptResult, Outcome, retry_delay
-from services.notifier.secrets import SecretBox
+from services.notifier.sending import Due, Sender, clean
 from services.notifier.settings import NotifierSettings
 from services.notifier.store.tables import attempts, deliveries, messages, subscriptions
-from services.notifier.targets import AllowList, TargetRefused, check_target
 
-EXCERPT_CHARS = 500
-# UTF-8 takes at most 4 bytes a character: this many bytes always hold EXCERPT_CHARS of them,
-# and reading no further keeps a receiver's huge (or endless) answer out of memory.
-_EXCERPT_BYTES = 4 * EXCERPT_CHARS
-_ERROR_CHARS = 500  # the width of notifier_attempts.error
 _REASON_CHARS = 500  # the width of notifier_subscriptions.disabled_reason
 NOTIFIER_FEED = "notifier"
 DISABLED_EVENT = "subscription.disabled"
-
-
-@dataclass(frozen=True)
-class _Due:
-    """A pending delivery with what sending it needs."""
-
-    id: str
-    subscription_id: str
-    message_id: str
-    attempts: int
-    url: str
-    body: str
-    secret: bytes
-    previous_secret: bytes | None
-    previous_secret_expires_at: datetime | None
-
-
-def _clean(text: str, width: int) -> str:
-    # PostgreSQL text cannot hold NUL, and a receiver's answer may contain anything.
-    return text.replace("\x00", "\ufffd")[:width]
-
-
-def _describe(exc: Exception) -> str:
-    detail = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx.ConnectError):
-        return f"could not connect: {detail}"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return f"the receiver broke the HTTP exchange: {detail}"
-    return f"{type(exc).__name__}: {detail}"
 
 
 def _settle(logged: asyncio.Future[None], error: Exception | None = None) -> None:
@@ -80,15 +39,15 @@ def _settle(logged: asyncio.Future[None], error: Exception | None = None) -> Non
         logged.set_exception(error)
 
 
-async def _read_excerpt(response: httpx.Response) -> str:
-    received = bytearray()
-    # Raw bytes: decoding a compressed answer chunk by chunk could still balloon in memory.
-    async for chunk in response.aiter_raw():
-        received += chunk
-        if len(received) >= _EXCERPT_BYTES:
-            break
-    text = bytes(received[:_EXCERPT_BYTES]).decode("utf-8", errors="replace")
-    return _clean(text, EXCERPT_CHARS)
+def _attempt_row(delivery: Due, result: AttemptResult) -> dict[str, Any]:
+    return {
+        "delivery_id": delivery.id,
+        "attempted_at": result.attempted_at,
+        "status": result.status,
+        "error": result.error,
+        "latency_ms": result.latency_ms,
+        "response_excerpt": result.excerpt,
+    }
 
 
 class Dispatcher:
@@ -99,7 +58,6 @@ class Dispatcher:
         database: Database,
         settings: NotifierSettings,
         *,
-        client: httpx.AsyncClient | None = None,
         clock: Callable[[], datetime] = now_utc,
         rng: random.Random | None = None,
         on_attempt: Callable[[AttemptResult], None] = lambda _: None,
@@ -107,35 +65,24 @@ class Dispatcher:
         self._database = database
         self._on_attempt = on_attempt
         self._settings = settings
-        self._timeout = settings.delivery_timeout_seconds
-        self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(
-            # Proxies and .netrc from the environment have no say over where webhooks go.
-            trust_env=False,
-            timeout=httpx.Timeout(self._timeout),
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=settings.delivery_concurrency),
-        )
+        self._sender = Sender(settings, clock)
         self._clock = clock
         # Jitter only spreads retries in time; it guards no secret, so no CSPRNG is needed.
         self._rng = rng or random.Random()  # noqa: S311
-        self._box = SecretBox(settings.encryption_key.get_secret_value())
-        self._allowed = AllowList.parse(settings.allowed_targets)
         # Writes are serialized in the process: SQLite allows one writer at a time anyway, and
         # numbering `subscription.disabled` messages reads the highest number so far.
         self._writing = asyncio.Lock()
         # Two overlapping rounds would pick, and send, the same due deliveries twice.
         self._round = asyncio.Lock()
         # Attempts waiting to be logged, and the task logging them (while there are any).
-        self._unlogged: list[tuple[_Due, AttemptResult, asyncio.Future[None]]] = []
+        self._unlogged: list[tuple[Due, AttemptResult, asyncio.Future[None]]] = []
         self._logging: asyncio.Task[None] | None = None
 
     async def aclose(self) -> None:
-        """Finish logging the attempts made; close the HTTP client unless it was given."""
+        """Finish logging the attempts made; close the connections to receivers."""
         if self._logging is not None:
             await asyncio.gather(self._logging, return_exceptions=True)
-        if self._owns_client:
-            await self._client.aclose()
+        await self._sender.aclose()
 
     async def deliver_due(self, limit: int = 100) -> int:
         """Attempt up to `limit` due deliveries, oldest first; how many were attempted."""
@@ -143,9 +90,9 @@ class Dispatcher:
             due = await self._take_due(limit)
             gate = asyncio.Semaphore(self._settings.delivery_concurrency)
 
-            async def deliver(delivery: _Due) -> None:
+            async def deliver(delivery: Due) -> None:
                 async with gate:
-                    result = await self._attempt(delivery)
+                    result = await self._sender.attempt(delivery)
                 self._on_attempt(result)
                 await self._record(delivery, result)
 
@@ -157,11 +104,11 @@ class Dispatcher:
                     raise outcome
             return len(due)
 
-    async def _take_due(self, limit: int) -> list[_Due]:
+    async def _take_due(self, limit: int) -> list[Due]:
         async with self._writing:
             return await self._database.write(lambda c: self._due(c, limit))
 
-    def _due(self, connection: Connection, limit: int) -> list[_Due]:
+    def _due(self, connection: Connection, limit: int) -> list[Due]:
         now = self._clock()
         rows = connection.execute(
             select(
@@ -194,7 +141,7 @@ class Dispatcher:
                 .values(state="cancelled", next_attempt_at=None, finished_at=now)
             )
         return [
-            _Due(
+            Due(
                 id=r.id,
                 subscription_id=r.subscription_id,
                 message_id=r.message_id,
@@ -209,77 +156,7 @@ class Dispatcher:
             if r.id not in stale
         ]
 
-    def _signature(self, delivery: _Due, timestamp: datetime) -> str:
-        secrets = [self._box.open(delivery.secret)]
-        expires = delivery.previous_secret_expires_at
-        if delivery.previous_secret is not None and expires is not None and expires > timestamp:
-            # During a rotation receivers may still know only the old secret: sign with both.
-            secrets.append(self._box.open(delivery.previous_secret))
-        return " ".join(
-            Webhook(secret).sign(delivery.message_id, timestamp, delivery.body)
-            for secret in secrets
-        )
-
-    async def _attempt(self, delivery: _Due) -> AttemptResult:
-        attempted_at = self._clock()
-        started = time.monotonic()
-
-        def failed(error: str, **answer: Any) -> AttemptResult:
-            latency = round((time.monotonic() - started) * 1000)
-            return AttemptResult(attempted_at, latency, error=_clean(error, _ERROR_CHARS), **answer)
-
-        # The signed timestamp is whole seconds, as sent in webhook-timestamp.
-        timestamp = attempted_at.replace(microsecond=0)
-        try:
-            # Checked again now: the name may point somewhere else than when subscribed.
-            await check_target(delivery.url, self._allowed)
-        except (TargetRefused, ValueError) as exc:  # ValueError: a name IDNA cannot encode
-            return failed(f"not sent: {exc}")
-        try:
-            signature = self._signature(delivery, timestamp)
-        except (ValueError, EmptyWebhookSecretError) as exc:
-            return failed(f"not sent: the signing secret is unusable: {exc}")
-        headers = {
-            "webhook-id": delivery.message_id,
-            "webhook-timestamp": str(int(timestamp.timestamp())),
-            "webhook-signature": signature,
-            "content-type": "application/json",
-            # Raw excerpts stay readable when the receiver does not compress.
-            "accept-encoding": "identity",
-            "user-agent": "community-services-notifier",
-        }
-        status: int | None = None
-        try:
-            # httpx's timeout bounds each read; this bounds the whole exchange.
-            async with asyncio.timeout(self._timeout):
-                async with self._client.stream(
-                    "POST",
-                    delivery.url,
-                    content=delivery.body.encode(),
-                    headers=headers,
-                    follow_redirects=False,
-                    timeout=self._timeout,
-                ) as response:
-                    status = response.status_code
-                    excerpt = await _read_excerpt(response)
-        except (TimeoutError, httpx.TimeoutException):
-            return failed(f"no complete answer within {self._timeout:g} s", status=status)
-        except Exception as exc:
-            # Whatever else the exchange raises fails this attempt, not the round: a delivery
-            # raising every time would otherwise be neither logged nor ever dead-lettered.
-            return failed(_describe(exc), status=status)
-        retry_after = response.headers.get("retry-after")
-        if response.is_redirect:
-            location = response.headers.get("location", "")
-            return failed(
-                f"answered {status} redirecting to {location!r}; redirects are not followed",
-                status=status,
-                excerpt=excerpt,
-            )
-        latency = round((time.monotonic() - started) * 1000)
-        return AttemptResult(attempted_at, latency, status, None, excerpt, retry_after)
-
-    async def _record(self, delivery: _Due, result: AttemptResult) -> None:
+    async def _record(self, delivery: Due, result: AttemptResult) -> None:
         """Log an attempt; returns once its transaction has committed."""
         logged = asyncio.get_running_loop().create_future()
         self._unlogged.append((delivery, result, logged))
@@ -300,14 +177,10 @@ class Dispatcher:
             self._logging = None
 
     async def _log_together(
-        self, batch: list[tuple[_Due, AttemptResult, asyncio.Future[None]]]
+        self, batch: list[tuple[Due, AttemptResult, asyncio.Future[None]]]
     ) -> None:
-        def log_all(connection: Connection) -> None:
-            for delivery, result, _ in batch:
-                self._log(connection, delivery, result)
-
         try:
-            await self._database.write(log_all)
+            await self._database.write(partial(self._log_all, batch=[(d, r) for d, r, _ in batch]))
         except Exception:
             # One attempt that cannot be logged must not lose the others: log each alone.
             for delivery, result, logged in batch:
@@ -321,36 +194,65 @@ class Dispatcher:
         for _, _, logged in batch:
             _settle(logged)
 
-    def _log(self, connection: Connection, delivery: _Due, result: AttemptResult) -> None:
-        """Log one attempt and move its delivery (and perhaps its subscription) on."""
+    def _log_all(self, connection: Connection, batch: list[tuple[Due, AttemptResult]]) -> None:
+        """Log attempts in the order they ended; each run of arrivals in three statements."""
+        arrived: list[tuple[Due, AttemptResult]] = []
+        for delivery, result in batch:
+            if result.outcome is Outcome.DELIVERED:
+                arrived.append((delivery, result))
+                continue
+            # Logged in order: a failure after an arrival marks its subscription failing again.
+            self._log_arrived(connection, arrived)
+            arrived = []
+            self._log(connection, delivery, result)
+        self._log_arrived(connection, arrived)
+
+    def _log_arrived(
+        self, connection: Connection, arrived: list[tuple[Due, AttemptResult]]
+    ) -> None:
+        """Log attempts that delivered, and mark their deliveries done and subscriptions well."""
+        if not arrived:
+            return
         now = self._clock()
+        connection.execute(attempts.insert(), [_attempt_row(d, r) for d, r in arrived])
+        # Arrived is arrived, even if the subscription was disabled meanwhile. The lease holder
+        # alone attempts deliveries, so the count read when they were taken still stands.
         connection.execute(
-            attempts.insert().values(
-                delivery_id=delivery.id,
-                attempted_at=result.attempted_at,
-                status=result.status,
-                error=result.error,
-                latency_ms=result.latency_ms,
-                response_excerpt=result.excerpt,
+            update(deliveries)
+            .where(
+                deliveries.c.id.in_([delivery.id for delivery, _ in arrived]),
+                deliveries.c.state.in_(("pending", "cancelled")),
+            )
+            .values(
+                state="delivered",
+                attempts=deliveries.c.attempts + 1,
+                next_attempt_at=None,
+                finished_at=now,
             )
         )
+        # Only those that were failing: rewriting a row to the same value still costs a write.
+        connection.execute(
+            update(subscriptions)
+            .where(
+                subscriptions.c.id.in_(
+                    sorted({delivery.subscription_id for delivery, _ in arrived})
+                ),
+                subscriptions.c.failing_since.is_not(None),
+            )
+            .values(failing_since=None)
+        )
+
+    def _log(self, connection: Connection, delivery: Due, result: AttemptResult) -> None:
+        """Log one attempt and move its delivery (and perhaps its subscription) on."""
+        outcome = result.outcome
+        if outcome is Outcome.DELIVERED:
+            self._log_arrived(connection, [(delivery, result)])
+            return
+        now = self._clock()
+        connection.execute(attempts.insert().values(**_attempt_row(delivery, result)))
         count = delivery.attempts + 1
         this = deliveries.c.id == delivery.id
         pending = deliveries.c.state == "pending"
-        outcome = result.outcome
-        if outcome is Outcome.DELIVERED:
-            # Arrived is arrived, even if the subscription was disabled meanwhile.
-            connection.execute(
-                update(deliveries)
-                .where(this, deliveries.c.state.in_(("pending", "cancelled")))
-                .values(state="delivered", attempts=count, next_attempt_at=None, finished_at=now)
-            )
-            connection.execute(
-                update(subscriptions)
-                .where(subscriptions.c.id == delivery.subscription_id)
-                .values(failing_since=None)
-            )
-            return
         if outcome is Outcome.GONE:
             connection.execute(
                 update(deliveries)
@@ -401,7 +303,7 @@ class Dispatcher:
     def _disable(
         self, connection: Connection, subscription_id: str, reason: str, now: datetime
     ) -> None:
-        reason = _clean(reason, _REASON_CHARS)
+        reason = clean(reason, _REASON_CHARS)
         one = subscriptions.c.id == subscription_id
         changed = connection.execute(
             update(subscriptions)

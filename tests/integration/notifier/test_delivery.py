@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import random
 import time
@@ -10,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 from uuid import uuid4
 
@@ -23,6 +25,7 @@ from standardwebhooks.webhooks import Webhook
 from services.common.sql import Database
 from services.notifier.delivery import Dispatcher
 from services.notifier.messages import Message, active_subscriptions, enqueue
+from services.notifier.retries import AttemptResult
 from services.notifier.secrets import SecretBox, new_secret
 from services.notifier.settings import NotifierSettings
 from services.notifier.store.tables import attempts, deliveries, messages, subscriptions
@@ -65,6 +68,12 @@ def probe_app(probe: Probe) -> FastAPI:
         probe.seen.append((dict(request.headers), await request.body()))
         # A NUL first: PostgreSQL text cannot store one, so the excerpt must replace it.
         return Response("\x00" + "ü" * 700, media_type="text/plain; charset=utf-8")
+
+    @app.post("/bomb")
+    async def bomb() -> Response:
+        # Ten megabytes of "A" in about ten kilobytes on the wire.
+        packed = gzip.compress(b"A" * 10_000_000)
+        return Response(packed, media_type="text/plain", headers={"content-encoding": "gzip"})
 
     @app.post("/slow/{seconds}")
     async def slow(seconds: float) -> Response:
@@ -231,6 +240,21 @@ async def test_headers_signatures_during_rotation_and_the_answer_excerpt(
     ]
     [attempt] = await logged(engine, (await delivery(engine, sub, message.id)).id)
     assert (attempt.status, attempt.response_excerpt) == (200, "\ufffd" + "ü" * 499)
+
+
+async def test_a_compressed_answer_is_kept_as_sent_not_unpacked(
+    engine: AsyncEngine, probe: tuple[Probe, str], clock: Clock
+) -> None:
+    _, url = probe
+    sub, _ = await subscribe(engine, f"{url}/bomb")
+    message = await queue(engine, clock)
+    async with dispatcher(engine, clock) as sender:
+        assert await sender.deliver_due() == 1
+    [attempt] = await logged(engine, (await delivery(engine, sub, message.id)).id)
+    # Delivered; the excerpt is the first bytes as they came (gzip's magic number first).
+    assert (attempt.status, attempt.error) == (200, None)
+    assert attempt.response_excerpt.startswith("\x1f\ufffd")
+    assert "AAAA" not in attempt.response_excerpt
 
 
 async def test_rotation_old_secret_verifies_until_it_expires(
@@ -554,14 +578,14 @@ async def test_an_attempt_that_cannot_be_logged_loses_none_of_the_others(
     message = await queue(engine, clock)
     unloggable = (await delivery(engine, subs[0], message.id)).id
     async with dispatcher(engine, clock) as sender:
-        log = sender._log
+        log = sender._log_arrived
 
-        def failing(connection: Any, delivery: Any, result: Any) -> None:
-            if delivery.id == unloggable:
+        def failing(connection: Any, arrived: Any) -> None:
+            if unloggable in (delivery.id for delivery, _ in arrived):
                 raise RuntimeError("the log of this attempt cannot be written")
-            log(connection, delivery, result)
+            log(connection, arrived)
 
-        sender._log = failing  # type: ignore[method-assign]
+        sender._log_arrived = failing  # type: ignore[method-assign]
         round_ = await sending_while_the_log_is_busy(sender, receiver, [f"l{n}" for n in range(4)])
         with pytest.raises(RuntimeError, match="cannot be written"):
             await round_
@@ -572,8 +596,34 @@ async def test_an_attempt_that_cannot_be_logged_loses_none_of_the_others(
         # Unlogged, it stays due: sent again (at least once), then logged.
         row = await delivery(engine, subs[0], message.id)
         assert (row.state, row.attempts) == ("pending", 0)
-        sender._log = log  # type: ignore[method-assign]
+        sender._log_arrived = log  # type: ignore[method-assign]
         assert await sender.deliver_due() == 1
     assert len(receiver.state.of("l0")) == 2
     row = await delivery(engine, subs[0], message.id)
     assert (row.state, row.attempts) == ("delivered", 1)
+
+
+@pytest.mark.parametrize(
+    ("answers", "failing"),
+    [((500, 204), False), ((204, 500), True), ((204, 204), False), ((500, 500), True)],
+)
+async def test_attempts_logged_together_count_in_the_order_they_ended(
+    engine: AsyncEngine, clock: Clock, answers: tuple[int, int], failing: bool
+) -> None:
+    sub, _ = await subscribe(engine, "http://127.0.0.1:9/hook")
+    for position in (1, 2):
+        await queue(engine, clock, position=position)
+    async with dispatcher(engine, clock, disable_after_seconds=3600) as sender:
+        due = await sender._take_due(10)
+        assert len(due) == 2
+        results = [AttemptResult(clock(), 5, status) for status in answers]
+        await sender._database.write(
+            partial(sender._log_all, batch=list(zip(due, results, strict=True)))
+        )
+    # The last attempt to end says whether the subscription is failing.
+    assert ((await subscription(engine, sub)).failing_since is not None) is failing
+    for one, status in zip(due, answers, strict=True):
+        row = await delivery(engine, sub, one.message_id)
+        expected = "delivered" if status == 204 else "pending"
+        assert (row.state, row.attempts) == (expected, 1)
+        assert [a.status for a in await logged(engine, row.id)] == [status]
