@@ -29,6 +29,7 @@ from bench.results import Results, Row
 from bench.run import Run
 from bench.services import Cores, Stack
 from services.ledger.settings import LedgerSettings
+from services.notifier.settings import NotifierSettings
 from tests.support.postgres import find_or_start_postgres
 
 app = typer.Typer(add_completion=False)
@@ -149,8 +150,8 @@ def main(
         int | None, typer.Option(help="Seed the ledger up to this many feed entries")
     ] = None,
     notifier_poll_seconds: Annotated[
-        float, typer.Option(help="The notifier's poll interval (its default is 1 s)")
-    ] = 1.0,
+        float, typer.Option(help="The notifier's poll interval (default: the notifier's own)")
+    ] = NotifierSettings.model_fields["poll_interval_seconds"].default,
     keep: Annotated[bool, typer.Option(help="Keep the services' logs (path printed)")] = False,
     only: Annotated[
         list[str] | None,

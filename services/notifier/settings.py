@@ -33,7 +33,10 @@ class NotifierSettings(ServiceSettings):
     # Follow the feeds and deliver; off, the service only answers its API (e.g. a replica
     # kept for reads, or tests of the API alone).
     worker: bool = True
-    poll_interval_seconds: float = Field(default=1.0, gt=0)
+    # How long an idle worker waits before reading the feeds again: the most an event waits
+    # to be seen after a quiet spell. Each read is one request to the ledger and one to the
+    # catalog; a busy worker reads again as soon as it has delivered.
+    poll_interval_seconds: float = Field(default=0.25, gt=0)
     feed_page_size: int = Field(default=200, ge=1, le=1000)
     # How long one process holds the right to follow and deliver before renewing it.
     lease_seconds: float = Field(default=15.0, gt=0)

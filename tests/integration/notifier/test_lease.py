@@ -100,3 +100,32 @@ async def test_leases_of_different_names_are_independent(database: Database) -> 
     assert await Lease(database, "following", "replica-a", DURATION, clock).hold()
     assert await Lease(database, "delivering", "replica-b", DURATION, clock).hold()
     assert not await Lease(database, "following", "replica-b", DURATION, clock).hold()
+
+
+async def expiry_of(engine: AsyncEngine, name: str) -> datetime | None:
+    async with engine.connect() as connection:
+        expires: datetime | None = await connection.scalar(
+            select(leases.c.expires_at).where(leases.c.name == name)
+        )
+        return expires
+
+
+async def test_a_holder_writes_its_lease_again_once_a_third_of_it_has_passed(
+    engine: AsyncEngine, database: Database
+) -> None:
+    clock = Clock()
+    holder = Lease(database, "following", "replica-a", DURATION, clock)
+    other = Lease(database, "following", "replica-b", DURATION, clock)
+    assert await holder.hold()
+    taken = await expiry_of(engine, "following")
+    assert taken == clock.now + DURATION
+    # Asked again and again within the first third: still held, nothing written.
+    for _ in range(3):
+        clock.advance(DURATION / 3 / 4)
+        assert await holder.hold()
+    assert await expiry_of(engine, "following") == taken
+    assert not await other.hold()
+    # Past it: renewed from now, the full duration again.
+    clock.advance(DURATION / 3 / 4 + timedelta(seconds=1))
+    assert await holder.hold()
+    assert await expiry_of(engine, "following") == clock.now + DURATION
