@@ -21,6 +21,8 @@ from tests.support.ledger_app import ledger_application
 BUDGET = UUID("00000000-0000-4000-8000-000000000001")
 NODES = [f"node-{n}" for n in range(5)]
 DAY_ONE = datetime(2024, 1, 1, tzinfo=UTC)
+# Business times are kept as microseconds since 1970: the month around it must add up too.
+ACROSS_THE_EPOCH = datetime(1969, 12, 17, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -32,12 +34,12 @@ def rows(database_url: str, catalog_url: str) -> Iterator[FlowRows]:
         yield kept
 
 
-def moves_of(seed: int, entries: int) -> list[FlowMove]:
+def moves_of(seed: int, entries: int, first: datetime = DAY_ONE) -> list[FlowMove]:
     """Feed entries moving one to three nodes each, on days drawn at random (so often repeated)."""
     chance = random.Random(seed)  # noqa: S311 -- test data; seeded so runs repeat
     moves: list[FlowMove] = []
     for position in range(1, entries + 1):
-        occurred_at = DAY_ONE + timedelta(days=chance.randrange(30))
+        occurred_at = first + timedelta(days=chance.randrange(30))
         for seq, key in enumerate(chance.sample(NODES, chance.randint(1, 3))):
             names = chance.sample(FLOW_FIGURES, chance.randint(1, 3))
             moves.append(
@@ -76,7 +78,9 @@ def kept(rows: FlowRows, position: int, as_of: datetime | None) -> dict[str, dic
     return {key: totals.get(key, dict.fromkeys(FLOW_FIGURES, 0)) for key in NODES}
 
 
-def store_in_batches(rows: FlowRows, moves: list[FlowMove], sizes: list[int]) -> None:
+def store_in_batches(
+    rows: FlowRows, moves: list[FlowMove], sizes: list[int], first: datetime = DAY_ONE
+) -> None:
     """Append the moves in batches of the given numbers of feed entries, as a catch-up does."""
     rows.reset()
     after, last = 0, moves[-1].position
@@ -84,7 +88,7 @@ def store_in_batches(rows: FlowRows, moves: list[FlowMove], sizes: list[int]) ->
         through = min(after + size, last)
         rows.append(after, through, [m for m in moves if after < m.position <= through])
         # At the head, each node's figures as of every day are right after every batch.
-        for day in (None, DAY_ONE, DAY_ONE + timedelta(days=12), DAY_ONE + timedelta(days=29)):
+        for day in (None, first, first + timedelta(days=12), first + timedelta(days=29)):
             assert kept(rows, through, day) == expected(moves, through, day), (through, day)
         after = through
         if after == last:
@@ -93,20 +97,21 @@ def store_in_batches(rows: FlowRows, moves: list[FlowMove], sizes: list[int]) ->
 
 
 @pytest.mark.parametrize(
-    ("seed", "sizes"),
+    ("seed", "sizes", "first"),
     [
-        (1, [1] * 120),  # one entry a batch: as the ledger catches up while it records
-        (2, [120]),  # all at once: as a rebuild does, back-dated moves among their later ones
-        (3, [7, 40, 1, 1, 25, 3, 43]),
+        (1, [1] * 120, DAY_ONE),  # one entry a batch: as the ledger catches up while it records
+        (2, [120], DAY_ONE),  # all at once, as a rebuild does: back-dated among later moves
+        (3, [7, 40, 1, 1, 25, 3, 43], DAY_ONE),
+        (5, [1] * 120, ACROSS_THE_EPOCH),
     ],
 )
 def test_totals_are_the_sum_of_the_moves_on_both_clocks(
-    rows: FlowRows, seed: int, sizes: list[int]
+    rows: FlowRows, seed: int, sizes: list[int], first: datetime
 ) -> None:
-    moves = moves_of(seed, 120)
-    store_in_batches(rows, moves, sizes)
+    moves = moves_of(seed, 120, first)
+    store_in_batches(rows, moves, sizes, first)
     # Known at every position, as of days before, between and after the moves.
-    days = [DAY_ONE - timedelta(days=1), *(DAY_ONE + timedelta(days=d) for d in range(0, 31, 3))]
+    days = [first - timedelta(days=1), *(first + timedelta(days=d) for d in range(0, 31, 3))]
     for position in range(0, 121, 7):
         for day in [None, *days]:
             assert kept(rows, position, day) == expected(moves, position, day), (position, day)

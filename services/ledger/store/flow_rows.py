@@ -29,7 +29,8 @@ _RECORD_COLUMNS = (
 _FIGURE_LIST = ", ".join(FLOW_FIGURES)
 _DELTA_COLUMNS = f"position, seq, budget_id, node_key, kind, occurred_at, {_FIGURE_LIST}"
 _TOTALS_COLUMNS = f"node_key, occurred_at, position, {_FIGURE_LIST}"
-# The business-time bound of a question asked as recorded: after every move.
+# The business-time bounds of the model: before and after every move.
+_START_OF_TIME = -(2**63)
 _END_OF_TIME = 2**63 - 1
 
 Figures = dict[str, int]
@@ -203,9 +204,9 @@ class FlowRows(LedgerSql):
             self._sql(
                 f"SELECT {_TOTALS_COLUMNS} FROM {table} WHERE node_key = ? AND occurred_at >= "
                 f"COALESCE((SELECT MAX(occurred_at) FROM {table} "
-                "WHERE node_key = ? AND occurred_at <= ?), 0) ORDER BY occurred_at, position"
+                "WHERE node_key = ? AND occurred_at <= ?), ?) ORDER BY occurred_at, position"
             ),
-            [node_key, node_key, at],
+            [node_key, node_key, at, _START_OF_TIME],
         )
         rows = [_totals_of(r) for r in cursor.fetchall()]
         before = [row for row in rows if row.occurred_at <= at]
