@@ -3,7 +3,8 @@
 A subscription names a URL the notifier will POST to from inside the government network; left
 unchecked, anyone who may subscribe could make it call internal systems (SSRF). Addresses are
 checked when a subscription is made and again, after resolving the name, at every delivery, so
-a name that later points inside is refused too.
+a name that later points inside is refused too; a delivery then connects to the addresses
+checked, never to a fresh answer from DNS.
 """
 
 from __future__ import annotations
@@ -112,7 +113,9 @@ async def resolve(host: str) -> list[IPAddress]:
     return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
 
 
-async def check_target(url: str, allowed: AllowList) -> None:
-    """The whole check: the URL's form, then every address its host resolves to."""
+async def check_target(url: str, allowed: AllowList) -> list[IPAddress]:
+    """The whole check: the URL's form, then every address its host resolves to; those."""
     host = check_url(url)
-    check_addresses(host, await resolve(host), allowed)
+    addresses = await resolve(host)
+    check_addresses(host, addresses, allowed)
+    return addresses

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from ipaddress import IPv4Address
 from typing import Any
 from uuid import uuid4
 
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from standardwebhooks.webhooks import Webhook
 
 from services.common.sql import Database
+from services.notifier import targets
 from services.notifier.delivery import Dispatcher
 from services.notifier.messages import Message, active_subscriptions, enqueue
 from services.notifier.retries import AttemptResult
@@ -460,6 +462,28 @@ async def test_a_loopback_target_without_the_allow_list_is_not_sent(
     assert attempt.status is None
     assert "not sent" in attempt.error
     assert "loopback" in attempt.error
+
+
+async def test_the_connection_goes_to_the_addresses_checked_not_to_a_fresh_answer(
+    engine: AsyncEngine, receiver: ServedReceiver, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A name no DNS answers for; the check's resolver alone says where it is.
+    url = receiver.state.url("named").replace("127.0.0.1", "receiver.invalid")
+    looked_up: list[str] = []
+
+    async def checked_resolve(host: str) -> list[IPv4Address]:
+        looked_up.append(host)
+        return [IPv4Address("127.0.0.1")]
+
+    monkeypatch.setattr(targets, "resolve", checked_resolve)
+    sub, _ = await subscribe(engine, url)
+    message = await queue(engine, clock)
+    async with dispatcher(engine, clock) as sender:
+        assert await sender.deliver_due() == 1
+    assert looked_up == ["receiver.invalid"]
+    assert len(receiver.state.of("named")) == 1
+    row = await delivery(engine, sub, message.id)
+    assert (row.state, row.attempts) == ("delivered", 1)
 
 
 async def test_a_redirect_is_a_failure_and_is_not_followed(
