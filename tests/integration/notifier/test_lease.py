@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.sql import Database
@@ -31,12 +32,10 @@ class Clock:
         self.now += delta
 
 
-async def holder_of(engine: AsyncEngine, name: str) -> str | None:
+async def lease_row(engine: AsyncEngine, name: str) -> Row[Any]:
+    """The lease as the database has it: its holder and when it expires."""
     async with engine.connect() as connection:
-        holder: str | None = await connection.scalar(
-            select(leases.c.holder).where(leases.c.name == name)
-        )
-        return holder
+        return (await connection.execute(select(leases).where(leases.c.name == name))).one()
 
 
 @pytest.mark.parametrize("previously", ["never held", "held by a replica that died"])
@@ -58,7 +57,7 @@ async def test_of_two_racing_replicas_exactly_one_holds(
         assert results.count(True) == 2, results
         winner = "replica-a" if results[0] else "replica-b"
         assert results in ([True, False, True, False], [False, True, False, True])
-        assert await holder_of(engine, name) == winner
+        assert (await lease_row(engine, name)).holder == winner
 
 
 async def test_another_replica_takes_over_only_after_expiry(
@@ -78,7 +77,7 @@ async def test_another_replica_takes_over_only_after_expiry(
     clock.advance(timedelta(seconds=2))
     assert await second.hold()
     assert not await first.hold()
-    assert await holder_of(engine, "following") == "replica-b"
+    assert (await lease_row(engine, "following")).holder == "replica-b"
 
 
 async def test_release_frees_the_lease_at_once(database: Database) -> None:
@@ -102,14 +101,6 @@ async def test_leases_of_different_names_are_independent(database: Database) -> 
     assert not await Lease(database, "following", "replica-b", DURATION, clock).hold()
 
 
-async def expiry_of(engine: AsyncEngine, name: str) -> datetime | None:
-    async with engine.connect() as connection:
-        expires: datetime | None = await connection.scalar(
-            select(leases.c.expires_at).where(leases.c.name == name)
-        )
-        return expires
-
-
 async def test_a_holder_writes_its_lease_again_once_a_third_of_it_has_passed(
     engine: AsyncEngine, database: Database
 ) -> None:
@@ -117,15 +108,15 @@ async def test_a_holder_writes_its_lease_again_once_a_third_of_it_has_passed(
     holder = Lease(database, "following", "replica-a", DURATION, clock)
     other = Lease(database, "following", "replica-b", DURATION, clock)
     assert await holder.hold()
-    taken = await expiry_of(engine, "following")
+    taken = (await lease_row(engine, "following")).expires_at
     assert taken == clock.now + DURATION
     # Asked again and again within the first third: still held, nothing written.
     for _ in range(3):
         clock.advance(DURATION / 3 / 4)
         assert await holder.hold()
-    assert await expiry_of(engine, "following") == taken
+    assert (await lease_row(engine, "following")).expires_at == taken
     assert not await other.hold()
     # Past it: renewed from now, the full duration again.
     clock.advance(DURATION / 3 / 4 + timedelta(seconds=1))
     assert await holder.hold()
-    assert await expiry_of(engine, "following") == clock.now + DURATION
+    assert (await lease_row(engine, "following")).expires_at == clock.now + DURATION
