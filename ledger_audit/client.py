@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -56,18 +57,34 @@ class AuditClient:
         head: int = self.get("/events", after=0, limit=1)["head"]
         return head
 
-    def feed(self, page_size: int = 1000) -> Iterator[dict[str, Any]]:
-        """Every feed entry in order, as served (parsed JSON, never re-rendered)."""
-        # The next page is asked for while this one is hashed: the ledger and the auditor
-        # work at once rather than in turn.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-audit-feed") as pool:
-            coming = pool.submit(self.get, "/events", after=0, limit=page_size)
+    def feed(self, page_size: int = 1000, ahead: int = 3) -> Iterator[dict[str, Any]]:
+        """Every feed entry in order, as served (parsed JSON, never re-rendered).
+
+        Stops at the first page that is not full: the head when it was read.
+        """
+        # Positions are dense, so the nth page starts after n × page_size: `ahead` pages are
+        # asked for at once, and the ledger serves them while the auditor hashes.
+        with ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="ledger-audit-feed") as pool:
+
+            def ask(page: int) -> Future[dict[str, Any]]:
+                return pool.submit(self.get, "/events", after=page * page_size, limit=page_size)
+
+            asked = deque(ask(page) for page in range(ahead))
+            after = 0
             while True:
-                page = coming.result()
-                if not page["entries"]:
+                entries = asked.popleft().result()["entries"]
+                positions = [entry["position"] for entry in entries]
+                if positions != list(range(after + 1, after + 1 + len(positions))):
+                    shown = ", ".join(map(str, positions[:5]))
+                    raise LedgerUnreachable(f"the feed answered positions {shown}… after {after}")
+                if len(entries) == page_size:
+                    asked.append(ask(after // page_size + 1 + len(asked)))
+                yield from entries
+                after += len(entries)
+                if len(entries) < page_size:
+                    for waiting in asked:
+                        waiting.cancel()
                     return
-                coming = pool.submit(self.get, "/events", after=page["next_after"], limit=page_size)
-                yield from page["entries"]
 
     def leaves(self, up_to: int) -> Iterator[tuple[int, str]]:
         """(position, leaf hash) as the ledger recorded them, up to a position."""
