@@ -69,7 +69,7 @@ def verify(
         ) as progress:
             task = progress.add_task("feed", total=head)
             size, latest = verify_log(
-                client.feed(),
+                client.log(),
                 checkpoints,
                 trusted,
                 earlier,

@@ -57,34 +57,40 @@ class AuditClient:
         head: int = self.get("/events", after=0, limit=1)["head"]
         return head
 
-    def feed(self, page_size: int = 1000, ahead: int = 3) -> Iterator[dict[str, Any]]:
-        """Every feed entry in order, as served (parsed JSON, never re-rendered).
+    def log(self, page_size: int = 10_000, ahead: int = 3) -> Iterator[list[bytes]]:
+        """The log's entries in pages, each entry its canonical bytes exactly as served.
 
         Stops at the first page that is not full: the head when it was read.
         """
-        # Positions are dense, so the nth page starts after n × page_size: `ahead` pages are
-        # asked for at once, and the ledger serves them while the auditor hashes.
-        with ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="ledger-audit-feed") as pool:
+        # Positions are dense, so every page's start is known in advance: `ahead` pages are
+        # asked for at once, and the ledger serves them while the auditor hashes. The first
+        # pages are small, so hashing starts before a full page could have been served.
+        ranges = _page_ranges(page_size)
+        with ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="ledger-audit-log") as pool:
 
-            def ask(page: int) -> Future[dict[str, Any]]:
-                return pool.submit(self.get, "/events", after=page * page_size, limit=page_size)
+            def ask() -> tuple[int, Future[list[bytes]]]:
+                after, limit = next(ranges)
+                return limit, pool.submit(self._lines, after, limit)
 
-            asked = deque(ask(page) for page in range(ahead))
-            after = 0
+            asked = deque(ask() for _ in range(ahead))
             while True:
-                entries = asked.popleft().result()["entries"]
-                positions = [entry["position"] for entry in entries]
-                if positions != list(range(after + 1, after + 1 + len(positions))):
-                    shown = ", ".join(map(str, positions[:5]))
-                    raise LedgerUnreachable(f"the feed answered positions {shown}… after {after}")
-                if len(entries) == page_size:
-                    asked.append(ask(after // page_size + 1 + len(asked)))
-                yield from entries
-                after += len(entries)
-                if len(entries) < page_size:
-                    for waiting in asked:
+                limit, page = asked.popleft()
+                lines = page.result()
+                if len(lines) == limit:
+                    asked.append(ask())
+                yield lines
+                if len(lines) < limit:
+                    for _, waiting in asked:
                         waiting.cancel()
                     return
+
+    def _lines(self, after: int, limit: int) -> list[bytes]:
+        body = self._get("/audit/entries", {"after": after, "limit": limit}).content
+        if not body:
+            return []
+        if not body.endswith(b"\n"):
+            raise LedgerUnreachable(f"/audit/entries after {after} did not end its last line")
+        return body[:-1].split(b"\n")
 
     def leaves(self, up_to: int) -> Iterator[tuple[int, str]]:
         """(position, leaf hash) as the ledger recorded them, up to a position."""
@@ -110,3 +116,12 @@ class AuditClient:
     def close(self) -> None:
         """Close the connection pool."""
         self._http.close()
+
+
+def _page_ranges(page_size: int) -> Iterator[tuple[int, int]]:
+    """(after, limit) of each page in turn: an eighth of `page_size` first, doubling up to it."""
+    after, limit = 0, max(1, page_size // 8)
+    while True:
+        yield after, limit
+        after += limit
+        limit = min(page_size, limit * 2)

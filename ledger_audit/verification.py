@@ -1,26 +1,27 @@
 """Verifying the ledger's log from the outside: every hash, every root, every signature.
 
-Nothing the server computed is trusted: the auditor downloads the feed, hashes each entry as
-proto/canonical.py defines, rebuilds the Merkle root at every checkpoint, and checks each
-checkpoint's Ed25519 signature with the key pinned on the first run. The last checkpoint it
-verified is kept in a state file; on the next run, the same entries must still produce that
-root, so a history rewritten in between (even one re-signed by its operator) is caught.
+Nothing the server computed is trusted: the auditor downloads the log's entries as the exact
+bytes proto/canonical.py defines (`GET /audit/entries`), hashes each one, rebuilds the Merkle
+root at every checkpoint, and checks each checkpoint's Ed25519 signature with the key pinned on
+the first run. The last checkpoint it verified is kept in a state file; on the next run, the
+same entries must still produce that root, so a history rewritten in between (even one
+re-signed by its operator) is caught.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
-from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from proto.canonical import CHECKPOINT_ORIGIN, canonical_json
-from services.ledger.audit.merkle import CompactRange
+from proto.canonical import CHECKPOINT_ORIGIN
+from services.ledger.audit.merkle import CompactRange, leaf_hash
 
 
 @dataclass(frozen=True)
@@ -70,9 +71,20 @@ def first_difference(computed: list[bytes], recorded: Iterable[tuple[int, str]])
     return seen + 1 if seen < len(computed) else None
 
 
-def leaf_hash(entry: dict[str, Any]) -> bytes:
-    """RFC 9162 leaf hash of a feed entry, over its canonical bytes (proto/canonical.py)."""
-    return sha256(b"\x00" + canonical_json(entry)).digest()
+_POSITION = b',"position":'
+
+
+def stated_position(line: bytes) -> int | None:
+    """The position an entry's canonical bytes state; None if they state none."""
+    # Canonical bytes put the entry's own position after its payload, with only plain values
+    # after it, and a quote inside a string is always escaped: the last `,"position":` is it.
+    at = line.rfind(_POSITION)
+    if at < 0:
+        return None
+    start = at + len(_POSITION)
+    end = line.find(b",", start)
+    digits = line[start:end]
+    return int(digits) if digits.isdigit() else None
 
 
 def check_signature(checkpoint: dict[str, Any], public_key: str) -> None:
@@ -97,48 +109,39 @@ def check_signature(checkpoint: dict[str, Any], public_key: str) -> None:
 
 
 def verify_log(
-    entries: Iterable[dict[str, Any]],
+    pages: Iterable[Sequence[bytes]],
     checkpoints: list[dict[str, Any]],
     public_key: str,
     earlier: Verified | None,
     progress: Callable[[int], None] = lambda _: None,
 ) -> tuple[int, dict[str, Any] | None]:
-    """Check the feed against every checkpoint and the earlier run; (entries, latest checkpoint)."""
+    """Check the log's entries (canonical bytes, in pages) against every checkpoint and the
+    earlier run; (entries, latest checkpoint)."""
     for checkpoint in checkpoints:
         check_signature(checkpoint, public_key)
     roots = {c["tree_size"]: c["root_hash"] for c in checkpoints}
+    # The sizes whose root is compared. The earlier run's comes first at its size: a rewritten
+    # history may come with its own, newly signed checkpoint of the same size.
+    stops = sorted(set(roots) | ({earlier.tree_size} if earlier else set()))
     tree = CompactRange()
     # Kept to name the first altered position if a root fails: 32 bytes an entry.
     computed: list[bytes] = []
-    for expected_position, entry in enumerate(entries, start=1):
-        if entry.get("position") != expected_position:
-            raise VerificationFailed(
-                f"position {expected_position}: the feed serves position {entry.get('position')} "
-                "there; entries are missing or out of order"
-            )
-        computed.append(leaf_hash(entry))
-        tree.append(computed[-1])
-        progress(1)
-        # The earlier run's root first: a rewritten history may come with its own, newly
-        # signed checkpoint of the same size, and must still be caught.
-        if (
-            earlier is not None
-            and tree.size == earlier.tree_size
-            and tree.root().hex() != earlier.root_hash
-        ):
-            raise RootMismatch(
-                f"the first {tree.size} entries no longer hash to the root this tool "
-                f"verified on {earlier.timestamp}: history was rewritten",
-                computed,
-            )
-        signed = roots.get(tree.size)
-        if signed is not None and tree.root().hex() != signed:
-            raise RootMismatch(
-                f"the first {tree.size} entries no longer hash to checkpoint {tree.size}'s "
-                f"signed root: an entry at or before position {tree.size} was altered, removed "
-                "or reordered",
-                computed,
-            )
+    for page in pages:
+        done = 0
+        while done < len(page):
+            # Up to the next compared size, or to the page's end if that comes first.
+            room = len(page) - done
+            upcoming = bisect_right(stops, tree.size)
+            if upcoming < len(stops):
+                room = min(room, stops[upcoming] - tree.size)
+            part = page[done : done + room]
+            _check_positions(part, tree.size + 1)
+            leaves = [leaf_hash(line) for line in part]
+            computed += leaves
+            tree.extend(leaves)
+            done += len(part)
+            _check_root(tree, computed, earlier, roots.get(tree.size))
+        progress(len(page))
     if earlier is not None and tree.size < earlier.tree_size:
         raise VerificationFailed(
             f"the feed has {tree.size} entries, fewer than the {earlier.tree_size} verified on "
@@ -150,3 +153,34 @@ def verify_log(
             f"checkpoint {beyond[0]} covers more entries than the feed serves ({tree.size})"
         )
     return tree.size, (checkpoints[-1] if checkpoints else None)
+
+
+def _check_positions(lines: Sequence[bytes], first: int) -> None:
+    for expected, line in enumerate(lines, start=first):
+        if stated_position(line) != expected:
+            raise VerificationFailed(
+                f"position {expected}: the feed serves position {stated_position(line)} there; "
+                "entries are missing or out of order"
+            )
+
+
+def _check_root(
+    tree: CompactRange, computed: list[bytes], earlier: Verified | None, signed: str | None
+) -> None:
+    if (
+        earlier is not None
+        and tree.size == earlier.tree_size
+        and tree.root().hex() != earlier.root_hash
+    ):
+        raise RootMismatch(
+            f"the first {tree.size} entries no longer hash to the root this tool "
+            f"verified on {earlier.timestamp}: history was rewritten",
+            computed,
+        )
+    if signed is not None and tree.root().hex() != signed:
+        raise RootMismatch(
+            f"the first {tree.size} entries no longer hash to checkpoint {tree.size}'s "
+            f"signed root: an entry at or before position {tree.size} was altered, removed "
+            "or reordered",
+            computed,
+        )

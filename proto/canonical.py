@@ -33,6 +33,10 @@ For these entries this coincides with RFC 8785 (the JSON Canonicalization Scheme
 are ASCII and numbers integers; in Python it is
 `json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()`.
 
+The ledger serves each entry in exactly this form: inside the JSON page of `GET /events`, and
+one entry per line (each ending in a line feed) at `GET /audit/entries`, whose lines are hashed
+as they come.
+
 Changing the feed entry's fields, or how one is rendered, changes every leaf hash: the wire
 form of `FeedEntry` is frozen by the checkpoints already signed.
 

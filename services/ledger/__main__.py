@@ -20,7 +20,7 @@ def maintain(settings: LedgerSettings, command: str) -> None:
         model = FlowModel(ledger)
         kept = ledger.keep_missing_entries()
         if kept:
-            print(f"feed entries kept for {kept} events stored before entries were kept")
+            print(f"feed entries kept, or put in canonical form, for {kept} earlier events")
         if command == "rebuild-read-models":
             print(f"flow read model rebuilt through feed position {model.rebuild()}")
         else:

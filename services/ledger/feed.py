@@ -9,10 +9,12 @@ from typing import Any
 from pydantic import AwareDatetime, TypeAdapter
 
 from proto.actor import Actor
+from proto.canonical import canonical_json
 from proto.feed import FeedEntry
 from proto.ledger_events import EVENT_PAYLOADS
 from proto.money import Money
 from services.ledger.store.reads import FeedRow
+from services.ledger.store.recorders import CANONICAL_BODY_START
 
 # The domain's event classes (named by the library as Aggregate.Event) to their wire names.
 EVENT_TYPES: dict[str, str] = {
@@ -55,6 +57,8 @@ STREAM_TYPES = {"PurchaseProject": "project"}
 _ENVELOPE = {"originator_id", "originator_version", "originator_topic", "timestamp", "occurred_at"}
 _MOMENT = TypeAdapter(AwareDatetime)
 _FEN = "_fen"
+# The key the row's position and time precede.
+_STREAM_ID = ',"stream_id":'
 
 
 def _to_wire(value: Any) -> Any:
@@ -82,8 +86,8 @@ def feed_entry(row: FeedRow, event: Any) -> FeedEntry:
 
 
 def entry_body(event: Any) -> str:
-    """An event's feed entry as JSON, less the fields its feed row holds; kept with the event."""
-    return json.dumps(feed_entry_fields(event), ensure_ascii=False, separators=(",", ":"))
+    """An event's feed entry as canonical JSON, less the fields its feed row holds; kept with it."""
+    return canonical_json(feed_entry_fields(event)).decode()
 
 
 def feed_entry_fields(event: Any) -> dict[str, Any]:
@@ -104,7 +108,8 @@ def feed_entry_fields(event: Any) -> dict[str, Any]:
 
 
 class EntryWriter:
-    """Feed entries as JSON text, from the body kept with each event and its feed row's fields.
+    """Feed entries as their canonical JSON (proto/canonical.py), from the body kept with each
+    event and its feed row's fields: the text served is the text hashed into the log.
 
     Callers are few and repeat, so each one's JSON is made once.
     """
@@ -113,9 +118,27 @@ class EntryWriter:
         self._callers: dict[Actor, str] = {}
 
     def entry(self, position: int, recorded_at: datetime, caused_by: Actor, body: str) -> str:
-        """One entry's JSON."""
+        """One entry's canonical JSON."""
         caller = self._callers.get(caused_by)
         if caller is None:
-            caller = self._callers[caused_by] = caused_by.model_dump_json()
+            caller = self._callers[caused_by] = canonical_json(
+                caused_by.model_dump(mode="json")
+            ).decode()
         moment = _MOMENT.dump_json(recorded_at).decode()
-        return f'{{"position":{position},"recorded_at":{moment},"caused_by":{caller},{body[1:]}'
+        if not body.startswith(CANONICAL_BODY_START):
+            # Kept before bodies were canonical: the same fields, in the order they were written.
+            row = {
+                "position": position,
+                "recorded_at": json.loads(moment),
+                "caused_by": json.loads(caller),
+            }
+            return canonical_json(json.loads(body) | row).decode()
+        # The row's fields slot in where their keys sort: caused_by first, position and
+        # recorded_at between the payload and stream_id. Inside a canonical string a quote is
+        # always escaped and the payload's keys all come earlier, so the last `,"stream_id":`
+        # is the entry's own.
+        split = body.rindex(_STREAM_ID)
+        return (
+            f'{{"caused_by":{caller},{body[1:split]},"position":{position},'
+            f'"recorded_at":{moment}{body[split:]}'
+        )

@@ -27,7 +27,7 @@ from services.ledger.audit.checkpoints import Checkpointer, checkpointing
 from services.ledger.main import create_app
 from services.ledger.settings import LedgerSettings
 from services.ledger.store.recorders import CHECKPOINTS_TABLE, FEED_TABLE, LEAVES_TABLE
-from tests.support.actors import AUDITOR, acting
+from tests.support.actors import AUDITOR, WUHOU_FINANCE_ID, acting
 from tests.support.catalog import Parties
 from tests.support.inprocess import client_for
 from tests.support.ledger_api import allocate, deliver, ok, open_budget, sign_contract, street_of
@@ -230,6 +230,7 @@ async def test_only_overseers_read_the_log_or_take_checkpoints(audited: Audited)
         "/audit/proofs/inclusion?position=1",
         "/audit/proofs/consistency?first=2",
         "/audit/leaves",
+        "/audit/entries",
         "/audit/verification",
     )
     for role in Role:
@@ -273,6 +274,48 @@ async def test_an_honest_ledger_verifies(audited: Audited, parties: Parties) -> 
         "checked_checkpoints": 2,
         "failure": None,
     }
+
+
+async def test_the_log_serves_each_entry_as_the_bytes_its_leaf_hash_is_over(
+    audited: Audited, parties: Parties
+) -> None:
+    client = audited.client
+    budget = await open_budget(client, title="武侯区2014年公共服务下沉")
+    allocation = await allocate(client, budget["id"], "1000.00", parties.street_office_id)
+    await sign_contract(client, budget["id"], allocation, "500.00", parties)
+    await record(client, 3, budget)
+    # A caller whose name JSON must escape.
+    clerk = acting(Role.FINANCE, WUHOU_FINANCE_ID, subject='会计 "老张"\\\t')
+    await open_budget(client, by=clerk)
+    await take(client)
+    entries = await served_feed(client)
+    assert entries[-1]["caused_by"]["subject"] == '会计 "老张"\\\t'
+
+    answer = await client.get("/audit/entries", params={"limit": 10_000}, headers=AUDITOR)
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/jsonl"
+    # One line per entry, each ending in a line feed: the canonical bytes of what /events serves.
+    assert answer.content == b"".join(auditors_bytes(entry) + b"\n" for entry in entries)
+    leaves = (await read(client, "/audit/leaves", limit=1000))["leaves"]
+    assert [leaf["leaf_hash"] for leaf in leaves] == [
+        hashlib.sha256(b"\x00" + line).hexdigest() for line in answer.content.splitlines()
+    ]
+    # Paged as the feed is; past the end, nothing.
+    page = await client.get("/audit/entries", params={"after": 2, "limit": 3}, headers=AUDITOR)
+    assert page.content == b"".join(auditors_bytes(entry) + b"\n" for entry in entries[2:5])
+    past = await client.get("/audit/entries", params={"after": len(entries)}, headers=AUDITOR)
+    assert (past.status_code, past.content) == (200, b"")
+    too_many = await client.get("/audit/entries", params={"limit": 10_001}, headers=AUDITOR)
+    assert too_many.status_code == 422
+
+    # An event changed behind the ledger's back: its line says what the event now says (and no
+    # longer hashes to its leaf); every other line stands.
+    Database(audited.ledger).inflate_allocation(2)
+    changed = (await client.get("/audit/entries", headers=AUDITOR)).content.splitlines()
+    now = await served_feed(client)
+    assert now[1]["payload"]["amount"] != entries[1]["payload"]["amount"]
+    assert changed == [auditors_bytes(entry) for entry in now]
+    assert [i for i, line in enumerate(changed) if line != auditors_bytes(entries[i])] == [1]
 
 
 class Database:

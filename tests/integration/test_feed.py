@@ -196,3 +196,34 @@ async def test_the_feed_served_from_kept_entries_is_the_feed_the_events_give(
     assert app.keep_missing_entries() == len(computed)
     assert app.keep_missing_entries() == 0
     assert [e.model_dump(mode="json") for e in await read_whole_feed(ledger)] == computed
+
+    # Bodies kept by an earlier release, their keys in the order they were made: served just
+    # the same, and `migrate` writes them in canonical form.
+    datastore = app.recorder.datastore  # type: ignore[attr-defined]
+    with datastore.transaction(commit=False) as cursor:
+        cursor.execute(f"SELECT notification_id, body FROM {entries_table(app)}")
+        kept = [(row["notification_id"], row["body"]) for row in cursor.fetchall()]
+    earlier = [(unsorted(body), nid) for nid, body in kept]
+    with datastore.transaction(commit=True) as cursor:
+        update = f"UPDATE {entries_table(app)} SET body = {mark(app)} WHERE notification_id = "
+        cursor.executemany(update + mark(app), earlier)
+    assert [e.model_dump(mode="json") for e in await read_whole_feed(ledger)] == computed
+    assert app.keep_missing_entries() == len(kept)
+    assert app.keep_missing_entries() == 0
+    with datastore.transaction(commit=False) as cursor:
+        cursor.execute(f"SELECT notification_id, body FROM {entries_table(app)}")
+        assert sorted((row["notification_id"], row["body"]) for row in cursor.fetchall()) == sorted(
+            kept
+        )
+    assert [e.model_dump(mode="json") for e in await read_whole_feed(ledger)] == computed
+
+
+def unsorted(body: str) -> str:
+    """A canonical body as an earlier release kept it: the same fields, keys not sorted."""
+    fields = json.loads(body)
+    return json.dumps(dict(reversed(fields.items())), ensure_ascii=False, separators=(",", ":"))
+
+
+def mark(app: LedgerApplication) -> str:
+    """The database's parameter placeholder."""
+    return "%s" if "postgres" in type(app.recorder).__name__.lower() else "?"

@@ -25,9 +25,13 @@ def ok(response: httpx.Response, *statuses: int) -> Any:
 
 
 async def open_budget(
-    client: httpx.AsyncClient, amount: str = "30850000.00", **extra: Any
+    client: httpx.AsyncClient,
+    amount: str = "30850000.00",
+    *,
+    by: dict[str, str] = FINANCE,
+    **extra: Any,
 ) -> dict[str, Any]:
-    """Wuhou's 2014 push-down budget, from district finance."""
+    """Wuhou's 2014 push-down budget, from district finance (a clerk of it: `by`)."""
     body = {
         "year": 2014,
         "purpose": "push-down services",
@@ -38,7 +42,7 @@ async def open_budget(
         "occurred_at": "2014-01-01T09:00:00+08:00",
         **extra,
     }
-    result: dict[str, Any] = ok(await client.post("/budgets", json=body, headers=FINANCE))
+    result: dict[str, Any] = ok(await client.post("/budgets", json=body, headers=by))
     return result
 
 

@@ -1,44 +1,48 @@
-"""`ledger-audit` reads the feed pages ahead, and still yields every entry once, in order."""
+"""`ledger-audit` reads the log's pages ahead, and still yields every entry once, in order."""
 
 from __future__ import annotations
 
-from typing import Any
-
+import httpx
 import pytest
 
 from ledger_audit.client import AuditClient, LedgerUnreachable
 
 
-def client_of(entries: int, *, skipped: int | None = None) -> tuple[AuditClient, list[int]]:
-    """A client whose ledger holds `entries` positions (less `skipped`); and what it was asked."""
-    client = AuditClient("http://127.0.0.1:9", "token")
-    positions = [p for p in range(1, entries + 1) if p != skipped]
+def client_of(entries: int, *, unended: bool = False) -> tuple[AuditClient, list[int]]:
+    """A client of a ledger whose log holds `entries` positions; and the pages it was asked."""
     asked: list[int] = []
 
-    def get(path: str, **params: Any) -> dict[str, Any]:
-        assert path == "/events"
-        after, limit = params["after"], params["limit"]
+    def serve(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/audit/entries"
+        after, limit = int(request.url.params["after"]), int(request.url.params["limit"])
         asked.append(after)
-        page = [p for p in positions if p > after][:limit]
-        return {"entries": [{"position": p} for p in page]}
+        lines = "".join(f'{{"position":{p}}}\n' for p in range(after + 1, entries + 1)[:limit])
+        if unended:
+            lines = lines.removesuffix("\n")
+        return httpx.Response(200, text=lines, headers={"Content-Type": "application/jsonl"})
 
-    client.get = get  # type: ignore[method-assign]
+    client = AuditClient("http://ledger.test", "token")
+    client._http = httpx.Client(base_url=client.url, transport=httpx.MockTransport(serve))
     return client, asked
 
 
-@pytest.mark.parametrize("entries", [0, 1, 9, 10, 11, 40])
-def test_every_entry_once_in_order_whatever_the_feed_length(entries: int) -> None:
+@pytest.mark.parametrize("entries", [0, 1, 7, 8, 9, 10, 11, 40, 41])
+def test_every_entry_once_in_order_whatever_the_log_length(entries: int) -> None:
     client, asked = client_of(entries)
-    read = [entry["position"] for entry in client.feed(page_size=3, ahead=3)]
-    assert read == list(range(1, entries + 1))
+    pages = list(client.log(page_size=8, ahead=3))
+    assert [line for page in pages for line in page] == [
+        f'{{"position":{p}}}'.encode() for p in range(1, entries + 1)
+    ]
+    # Small pages first, doubling to the page size; only the last is short, and ends the log.
+    limits = [1, 2, 4, 8, 8, 8, 8, 8]
+    assert [len(page) for page in pages[:-1]] == limits[: len(pages) - 1]
+    assert len(pages[-1]) < limits[len(pages) - 1]
     # Each page asked for once, and none far beyond the end.
     assert sorted(asked) == sorted(set(asked))
-    assert max(asked) <= entries + 3 * 3
+    assert max(asked) <= entries + 3 * 8
 
 
-def test_a_gap_in_the_positions_is_reported_not_skipped() -> None:
-    client, _ = client_of(12, skipped=5)
-    read: list[int] = []
-    with pytest.raises(LedgerUnreachable, match="answered positions 4, 6, 7… after 3"):
-        read.extend(entry["position"] for entry in client.feed(page_size=3, ahead=2))
-    assert read == [1, 2, 3]
+def test_a_page_whose_last_line_is_cut_off_is_not_taken_for_entries() -> None:
+    client, _ = client_of(5, unended=True)
+    with pytest.raises(LedgerUnreachable, match="did not end its last line"):
+        list(client.log(page_size=3, ahead=2))

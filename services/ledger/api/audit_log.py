@@ -18,7 +18,7 @@ from services.common.auth import Authenticated, CurrentActor
 from services.common.permissions import require_role
 from services.common.problems import PROBLEM_RESPONSES
 from services.common.wire import MAX_POSITION
-from services.ledger.api.deps import Cursor, Limit
+from services.ledger.api.deps import Cursor, Ledger, Limit
 from services.ledger.application.access import OVERSEERS
 from services.ledger.audit.checkpoints import Checkpointer, FailureReason
 from services.ledger.store.reads import CheckpointRow
@@ -242,6 +242,34 @@ def list_leaves(
     """Stored leaf hashes by position, to recompute roots independently."""
     leaves = [Leaf(position=p, leaf_hash=h.hex()) for p, h in audit.reads.leaves(after, limit)]
     return LeafPage(leaves=leaves, next_after=leaves[-1].position if leaves else after)
+
+
+LOG_LINES = "application/jsonl"
+"""JSON Lines: one JSON text per line, each ending in a line feed."""
+
+
+@router.get(
+    "/entries",
+    operation_id="listLogEntries",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {LOG_LINES: {"schema": {"type": "string"}}},
+            "description": "One line per entry, position `after + 1` first: its canonical "
+            "bytes (proto/canonical.py) and a line feed. Fewer than `limit` lines: the end.",
+        }
+    },
+)
+def list_log_entries(
+    ledger: Ledger,
+    caller: CurrentActor,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_POSITION, description="Return entries after this position")
+    ] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> Response:
+    """The feed's entries as the exact bytes their leaf hashes are over, one per line."""
+    return Response(ledger.log_lines(after=after, limit=limit, by=caller), media_type=LOG_LINES)
 
 
 @router.get("/verification", operation_id="verifyLog")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -18,6 +19,7 @@ from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording,
 from eventsourcing.utils import Environment, EnvType
 
 from proto.actor import Actor, Role
+from proto.canonical import canonical_bytes, canonical_json
 from proto.feed import FeedPage
 from services.common.permissions import require_role
 from services.ledger.application.access import OVERSEERS, require_party, require_visible, sees
@@ -126,16 +128,32 @@ class LedgerBase(Application[UUID]):
         """A page of the feed as JSON, assembled from the entries kept with the events."""
         require_role(by, OVERSEERS, "read the whole ledger's feed")
         head = self.reads.head()
-        rows = self.reads.feed_entries(after, limit)
+        entries, last = self._entries(after, limit, ",")
+        next_after, head = FeedPage.cursor([] if last is None else [last], after=after, head=head)
+        return f'{{"entries":[{entries}],"next_after":{next_after},"head":{head}}}'
+
+    def log_lines(self, *, after: int, limit: int, by: Actor) -> str:
+        """Feed entries after a position, each the canonical JSON its leaf hash is over and
+        a line feed."""
+        require_role(by, OVERSEERS, "read the whole ledger's feed")
+        lines, last = self._entries(after, limit, "\n")
+        return "" if last is None else lines + "\n"
+
+    def _entries(self, after: int, limit: int, separator: str) -> tuple[str, int | None]:
+        """The canonical JSON of the feed entries after a position, joined by `separator`;
+        and the last position among them."""
+        page = self.reads.entry_page(after, limit, separator)
+        if page is not None:
+            return page.text, page.last
+        # SQLite, or a page with a body kept before bodies were canonical or an event changed.
         writer = EntryWriter()
-        entries = [self.entry_json(row, writer) for row in rows]
-        next_after, head = FeedPage.cursor(
-            [row.position for row in rows[-1:]], after=after, head=head
-        )
-        return f'{{"entries":[{",".join(entries)}],"next_after":{next_after},"head":{head}}}'
+        rows = self.reads.feed_entries(after, limit)
+        joined = separator.join(self.entry_json(row, writer) for row in rows)
+        return joined, rows[-1].position if rows else None
 
     def keep_missing_entries(self) -> int:
-        """Keep the feed entry of each event stored before entries were kept; how many."""
+        """Keep the feed entry of each event stored before entries were kept, and write those
+        kept before they were canonical in canonical form; how many."""
         kept = after = 0
         while batch := self.reads.unkept_entries(after, 1000):
             self.reads.keep_entries(
@@ -146,17 +164,24 @@ class LedgerBase(Application[UUID]):
             )
             kept += len(batch)
             after = batch[-1][0]
+        after = 0
+        while bodies := self.reads.uncanonical_bodies(after, 1000):
+            # The same fields, their keys sorted: what the body says does not change.
+            self.reads.rewrite_bodies(
+                [(nid, canonical_json(json.loads(body)).decode()) for nid, body in bodies]
+            )
+            kept += len(bodies)
+            after = bodies[-1][0]
         return kept
 
     def entry_json(self, row: EntryRow, writer: EntryWriter) -> str:
-        """One feed entry's JSON, as `GET /events` serves it."""
+        """One feed entry's canonical JSON, as `GET /events` serves it and its leaf hash is over."""
         if row.body is not None:
             return writer.entry(row.position, row.recorded_at, row.caused_by, row.body)
         # From before bodies were kept, or from an event changed since: computed.
         assert row.stored is not None
-        return feed_entry(
-            row.stored, self.mapper.to_domain_event(row.stored.event)
-        ).model_dump_json()
+        entry = feed_entry(row.stored, self.mapper.to_domain_event(row.stored.event))
+        return canonical_bytes(entry).decode()
 
     def stream_history(self, stream_id: UUID, *, by: Actor) -> list[tuple[FeedRow, Any]]:
         """Every event of one aggregate, with feed positions."""

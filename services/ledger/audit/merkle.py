@@ -175,8 +175,18 @@ class CompactRange:
 
     def extend(self, leaves: Iterable[bytes]) -> None:
         """Add leaf hashes in order."""
-        for leaf in leaves:
-            self.append(leaf)
+        # Level by level rather than leaf by leaf: each level's nodes pair off in one pass, and
+        # the peak of that width, if any, is the left neighbour of the level's first node.
+        level, width, rising = list(leaves), 1, []
+        self.size += len(level)
+        while level:
+            if self._peaks and self._peaks[-1][1] == width:
+                level.insert(0, self._peaks.pop()[0])
+            if len(level) % 2:
+                rising.append((level.pop(), width))
+            level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+            width *= 2
+        self._peaks += reversed(rising)
 
     def root(self) -> bytes:
         """MTH of the leaves appended so far."""

@@ -10,16 +10,18 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import ApplicationRecorder, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
+from psycopg.rows import tuple_row
 
 from proto.actor import Actor, Role
 from services.ledger.store.recorders import (
+    CANONICAL_BODY_START,
     CHECKPOINTS_TABLE,
     ENTRIES_TABLE,
     FEED_TABLE,
@@ -65,14 +67,59 @@ class CheckpointRow:
     signature: bytes
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def micros_to_datetime(micros: int) -> datetime:
-    seconds, micro = divmod(micros, 1_000_000)
-    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=micro)
+    return _EPOCH + timedelta(microseconds=micros)
 
 
 def datetime_to_micros(moment: datetime) -> int:
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    delta = moment - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+# An entry's canonical JSON (proto/canonical.py) from its kept canonical body and its feed row,
+# as services/ledger/feed.py's EntryWriter writes it, only where the body still matches its
+# event (store/recorders.py, event_digest). The row's position and time go where their keys
+# sort: before the body's `,"stream_id":"<its stream>"`, found once, the entry's own (no
+# payload holds its own stream's id under that key); its caller first.
+_ENTRY_PAGE = """
+WITH page AS (
+SELECT f.position, CASE
+  WHEN left(b.body, {start_length}) = '{start}' AND b.digest = sha256(
+    convert_to(e.originator_id::text || '|' || e.originator_version || '|' || e.topic || '|',
+    'UTF8') || e.state)
+  THEN '{{"caused_by":{{"organization_id":"' || f.actor_organization || '","role":"'
+    || f.actor_role || '","subject":' || to_json(f.actor_subject)::text || '}},'
+    || replace(substr(b.body, 2), s.mark, ',"position":' || f.position || ',"recorded_at":"'
+      || to_char(timestamp 'epoch' + f.recorded_at * interval '1 microsecond',
+                 'YYYY-MM-DD"T"HH24:MI:SS')
+      || CASE WHEN mod(f.recorded_at, 1000000) = 0 THEN ''
+              ELSE '.' || lpad(mod(f.recorded_at, 1000000)::text, 6, '0') END
+      || 'Z"' || s.mark)
+  END AS line
+FROM {feed} f
+JOIN {events} e ON e.notification_id = f.notification_id
+LEFT JOIN {entries} b ON b.notification_id = f.notification_id
+CROSS JOIN LATERAL (SELECT ',"stream_id":"' || e.originator_id::text || '"' AS mark) s
+WHERE f.position > %(after)s ORDER BY f.position LIMIT %(limit)s
+)
+-- The whole page as one text: one value to fetch, not a row per entry.
+SELECT string_agg(line, %(separator)s ORDER BY position) AS text, count(*) AS entries,
+  count(line) AS written, max(position) AS last
+FROM page
+"""
+
+
+@dataclass(frozen=True)
+class EntryPage:
+    """Feed entries as canonical JSON, joined into one text, as the database wrote them."""
+
+    text: str
+    """Every entry's canonical JSON in position order, separated; "" when none."""
+    last: int | None
+    """The last position in the page."""
 
 
 class LedgerSql:
@@ -117,6 +164,14 @@ class LedgerSql:
             cursor.execute(self._sql(sql), list(params))
             return list(cursor.fetchall())
 
+    def _tuples(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
+        """Rows by column index: for reads of many rows, where making a dict of each costs."""
+        with self._cursor() as cursor:
+            if self._postgres:
+                cursor.row_factory = tuple_row
+            cursor.execute(self._sql(sql), list(params))
+            return list(cursor.fetchall())
+
     def _write(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
             with self._datastore.transaction(commit=True) as cursor:
@@ -136,11 +191,13 @@ class LedgerReads(LedgerSql):
 
     @staticmethod
     def _actor(row: Any) -> Actor:
-        return Actor(
-            role=Role(row["actor_role"]),
-            organization_id=UUID(row["actor_organization"]),
-            subject=row["actor_subject"],
+        return LedgerReads._caller(
+            row["actor_role"], row["actor_organization"], row["actor_subject"]
         )
+
+    @staticmethod
+    def _caller(role: str, organization: str, subject: str) -> Actor:
+        return Actor(role=Role(role), organization_id=UUID(organization), subject=subject)
 
     def _feed_row(self, row: Any) -> FeedRow:
         return FeedRow(
@@ -151,11 +208,16 @@ class LedgerReads(LedgerSql):
         )
 
     def _stored_event(self, row: Any) -> StoredEvent:
+        return self._stored(
+            row["originator_id"], row["originator_version"], row["topic"], row["state"]
+        )
+
+    def _stored(self, originator_id: Any, version: int, topic: str, state: Any) -> StoredEvent:
         return StoredEvent(
-            originator_id=self._convert_id(row["originator_id"]),
-            originator_version=row["originator_version"],
-            topic=row["topic"],
-            state=bytes(row["state"]),
+            originator_id=self._convert_id(originator_id),
+            originator_version=version,
+            topic=topic,
+            state=bytes(state),
         )
 
     # --- the feed -------------------------------------------------------------------------
@@ -177,7 +239,7 @@ class LedgerReads(LedgerSql):
 
     def feed_entries(self, after: int, limit: int) -> list[EntryRow]:
         """Entries after a position, in order, with the bodies kept for them."""
-        rows = self._rows(
+        rows = self._tuples(
             self._feed_select().replace(" FROM ", ", b.digest, b.body FROM ", 1)
             + f"LEFT JOIN {self._table(ENTRIES_TABLE)} b ON b.notification_id = f.notification_id "
             "WHERE f.position > ? ORDER BY f.position LIMIT ?",
@@ -185,28 +247,51 @@ class LedgerReads(LedgerSql):
         )
         found = []
         callers: dict[tuple[str, str, str], Actor] = {}  # few, and each made once
-        for row in rows:
-            key = (row["actor_role"], row["actor_organization"], row["actor_subject"])
-            caller = callers.get(key)
+        for position, micros, role, organization, subject, *stored, digest, body in rows:
+            caller = callers.get((role, organization, subject))
             if caller is None:
-                caller = callers[key] = self._actor(row)
-            recorded_at = micros_to_datetime(row["recorded_at"])
-            event = self._stored_event(row)
-            body = row["body"]
-            if body is not None and bytes(row["digest"]) != event_digest(event):
+                caller = callers[role, organization, subject] = self._caller(
+                    role, organization, subject
+                )
+            recorded_at = micros_to_datetime(micros)
+            event = self._stored(*stored)
+            if body is not None and bytes(digest) != event_digest(event):
                 body = None  # the event was changed since: serve what it now says
             found.append(
                 EntryRow(
-                    position=row["position"],
+                    position=position,
                     recorded_at=recorded_at,
                     caused_by=caller,
                     body=body,
                     stored=None
                     if body is not None
-                    else FeedRow(row["position"], recorded_at, caller, event),
+                    else FeedRow(position, recorded_at, caller, event),
                 )
             )
         return found
+
+    def entry_page(self, after: int, limit: int, separator: str) -> EntryPage | None:
+        """The canonical JSON of the entries after a position, joined by `separator`, written
+        by the database itself. None where it cannot write every one: on SQLite (no SHA-256),
+        or where no canonical body is kept or an event was changed since."""
+        if not self._postgres:
+            return None
+        tables = {
+            "feed": self._table(FEED_TABLE),
+            "events": self._events,
+            "entries": self._table(ENTRIES_TABLE),
+            "start": CANONICAL_BODY_START,
+            "start_length": len(CANONICAL_BODY_START),
+        }
+        params = {"after": after, "limit": limit, "separator": separator}
+        with self._cursor() as cursor:
+            # One page is read by one backend: a parallel plan costs more CPU than it saves.
+            cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+            cursor.execute(_ENTRY_PAGE.format(**tables), params)
+            row = cursor.fetchone()
+        if row["written"] != row["entries"]:
+            return None
+        return EntryPage(row["text"] or "", row["last"])
 
     def unkept_entries(self, after: int, limit: int) -> list[tuple[int, StoredEvent]]:
         """Stored events no entry body was kept for, after a notification id, in its order."""
@@ -225,6 +310,23 @@ class LedgerReads(LedgerSql):
             f"INSERT INTO {self._table(ENTRIES_TABLE)} (notification_id, digest, body) "
             "VALUES (?, ?, ?)",
             rows,
+        )
+
+    def uncanonical_bodies(self, after: int, limit: int) -> list[tuple[int, str]]:
+        """(notification id, body) of bodies kept by a release before bodies were canonical."""
+        rows = self._rows(
+            f"SELECT notification_id, body FROM {self._table(ENTRIES_TABLE)} "
+            f"WHERE substr(body, 1, {len(CANONICAL_BODY_START)}) <> ? AND notification_id > ? "
+            "ORDER BY notification_id LIMIT ?",
+            (CANONICAL_BODY_START, after, limit),
+        )
+        return [(int(row["notification_id"]), row["body"]) for row in rows]
+
+    def rewrite_bodies(self, rows: Sequence[tuple[int, str]]) -> None:
+        """Replace kept bodies (notification id, body) with the same fields written again."""
+        self._write(
+            f"UPDATE {self._table(ENTRIES_TABLE)} SET body = ? WHERE notification_id = ?",
+            [(body, nid) for nid, body in rows],
         )
 
     def stream(self, stream_id: UUID) -> list[FeedRow]:

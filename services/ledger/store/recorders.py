@@ -128,6 +128,11 @@ def _tag_rows(streams: Sequence[StreamEntry]) -> list[tuple[str, str]]:
     return [(tag, str(s.stream_id)) for s in streams for tag in s.tags]
 
 
+CANONICAL_BODY_START = '{"event_type":'
+"""How a kept body in canonical form begins (its first key sorted); earlier releases kept
+bodies with their keys in the order they were made."""
+
+
 def event_digest(event: StoredEvent) -> bytes:
     """What an entry's body was made from: a body is served only while its event still matches."""
     head = f"{event.originator_id}|{event.originator_version}|{event.topic}|".encode()
