@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from datetime import UTC, date, datetime
 from uuid import uuid4
+
+import pytest
 
 from services.ledger.domain.budget import Budget, CommitmentKind, SourceKind
 from services.ledger.domain.contract import Contract, DeliveryState
@@ -56,11 +59,13 @@ def test_a_copied_contract_has_the_same_state_and_changes_apart() -> None:
 
     first = next(iter(mine.deliveries))
     mine.accept_delivery(delivery_id=first, amount_fen=100, score=90, note="ok", occurred_at=WHEN)
-    mine.deliveries[first].evidence_sha256.append("ef" * 32)
     assert mine.deliveries[first].state is DeliveryState.ACCEPTED
     assert kept.deliveries[first].state is DeliveryState.PENDING
-    assert kept.deliveries[first].evidence_sha256 == ["ab" * 32]
     assert kept.accepted_fen == 0
+    # Records are shared between copies, so none can be changed in place: a change replaces it.
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        kept.deliveries[first].state = DeliveryState.ACCEPTED  # type: ignore[misc]
+    assert kept.deliveries[first].evidence_sha256 == ("ab" * 32,)
     # The kept one has no events of the command made on the copy.
     assert len(mine.collect_events()) == 1
     assert kept.collect_events() == []

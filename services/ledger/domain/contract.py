@@ -7,7 +7,7 @@ aggregate is one consistency boundary, so a racing write is refused rather than 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
 from uuid import UUID, uuid4
@@ -46,7 +46,7 @@ class DeliveryState(StrEnum):
     REVERSED = "reversed"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Delivery:
     """Service a provider reports as delivered, and the purchaser's decision on it."""
 
@@ -57,8 +57,8 @@ class Delivery:
     quantity: int
     unit: str
     amount_fen: int
-    evidence_sha256: list[str]
-    beneficiary_digests: list[str]
+    evidence_sha256: tuple[str, ...]
+    beneficiary_digests: tuple[str, ...]
     description: str
     reported_at: datetime
     state: DeliveryState = DeliveryState.PENDING
@@ -68,7 +68,7 @@ class Delivery:
     decided_at: datetime | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Payment:
     """Money paid out by the treasury against accepted value, keyed by the treasury's reference."""
 
@@ -83,7 +83,7 @@ class Payment:
         return self.reversed_reason is not None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Release:
     """Commitment given back to the allocation when the contract ends."""
 
@@ -377,8 +377,8 @@ class Contract(DatedAggregate):
             quantity,
             unit,
             amount_fen,
-            list(evidence_sha256),
-            list(beneficiary_digests),
+            tuple(evidence_sha256),
+            tuple(beneficiary_digests),
             description,
             occurred_at,
         )
@@ -426,12 +426,14 @@ class Contract(DatedAggregate):
         note: str,
         occurred_at: datetime,
     ) -> None:
-        delivery = self.deliveries[delivery_id]
-        delivery.state = DeliveryState.ACCEPTED
-        delivery.accepted_fen = accepted_fen
-        delivery.score = score
-        delivery.decision_note = note
-        delivery.decided_at = occurred_at
+        self.deliveries[delivery_id] = replace(
+            self.deliveries[delivery_id],
+            state=DeliveryState.ACCEPTED,
+            accepted_fen=accepted_fen,
+            score=score,
+            decision_note=note,
+            decided_at=occurred_at,
+        )
 
     def reject_delivery(
         self, *, delivery_id: UUID, reason: str, score: int | None, occurred_at: datetime
@@ -450,11 +452,13 @@ class Contract(DatedAggregate):
     def _delivery_rejected(
         self, *, delivery_id: UUID, reason: str, score: int | None, occurred_at: datetime
     ) -> None:
-        delivery = self.deliveries[delivery_id]
-        delivery.state = DeliveryState.REJECTED
-        delivery.score = score
-        delivery.decision_note = reason
-        delivery.decided_at = occurred_at
+        self.deliveries[delivery_id] = replace(
+            self.deliveries[delivery_id],
+            state=DeliveryState.REJECTED,
+            score=score,
+            decision_note=reason,
+            decided_at=occurred_at,
+        )
 
     def reverse_acceptance(self, *, delivery_id: UUID, reason: str, occurred_at: datetime) -> None:
         """Correct a mistaken acceptance; what was paid must be reversed first."""
@@ -479,11 +483,13 @@ class Contract(DatedAggregate):
     def _acceptance_reversed(
         self, *, delivery_id: UUID, reversed_fen: int, reason: str, occurred_at: datetime
     ) -> None:
-        delivery = self.deliveries[delivery_id]
-        delivery.state = DeliveryState.REVERSED
-        delivery.accepted_fen = 0
-        delivery.decision_note = reason
-        delivery.decided_at = occurred_at
+        self.deliveries[delivery_id] = replace(
+            self.deliveries[delivery_id],
+            state=DeliveryState.REVERSED,
+            accepted_fen=0,
+            decision_note=reason,
+            decided_at=occurred_at,
+        )
 
     def _require_delivery_state(
         self, delivery: Delivery, action: str, expected: DeliveryState
@@ -562,6 +568,6 @@ class Contract(DatedAggregate):
     def _payment_reversed(
         self, *, reference: str, reversed_fen: int, reason: str, occurred_at: datetime
     ) -> None:
-        payment = self.payments[reference]
-        payment.reversed_reason = reason
-        payment.reversed_at = occurred_at
+        self.payments[reference] = replace(
+            self.payments[reference], reversed_reason=reason, reversed_at=occurred_at
+        )

@@ -66,7 +66,7 @@ class GrantState(StrEnum):
     REVOKED = "revoked"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Tranche:
     """Money the treasury paid out of the grant, keyed by the treasury's reference."""
 
@@ -75,7 +75,7 @@ class Tranche:
     disbursed_at: datetime
 
 
-@dataclass
+@dataclass(frozen=True)
 class UseReport:
     """The grantee's account of what it spent, as a total to date, over the tranches it covers."""
 
