@@ -181,11 +181,17 @@ class LedgerSql:
 class LedgerReads(LedgerSql):
     """Queries over the ledger's own tables, beside the event store."""
 
-    def _feed_select(self) -> str:
+    def _feed_select(self, *more: str) -> str:
+        """Feed rows joined to their events (`f`, `e`), with `more` columns after theirs."""
+        columns = ", ".join(
+            (
+                "f.position, f.recorded_at, f.actor_role, f.actor_organization, f.actor_subject",
+                "e.originator_id, e.originator_version, e.topic, e.state",
+                *more,
+            )
+        )
         return (
-            "SELECT f.position, f.recorded_at, f.actor_role, f.actor_organization, "
-            "f.actor_subject, e.originator_id, e.originator_version, "
-            f"e.topic, e.state FROM {self._table(FEED_TABLE)} f "
+            f"SELECT {columns} FROM {self._table(FEED_TABLE)} f "
             f"JOIN {self._events} e ON e.{self._event_key} = f.notification_id "
         )
 
@@ -240,7 +246,7 @@ class LedgerReads(LedgerSql):
     def feed_entries(self, after: int, limit: int) -> list[EntryRow]:
         """Entries after a position, in order, with the bodies kept for them."""
         rows = self._tuples(
-            self._feed_select().replace(" FROM ", ", b.digest, b.body FROM ", 1)
+            self._feed_select("b.digest", "b.body")
             + f"LEFT JOIN {self._table(ENTRIES_TABLE)} b ON b.notification_id = f.notification_id "
             "WHERE f.position > ? ORDER BY f.position LIMIT ?",
             (after, limit),
@@ -296,7 +302,7 @@ class LedgerReads(LedgerSql):
     def unkept_entries(self, after: int, limit: int) -> list[tuple[int, StoredEvent]]:
         """Stored events no entry body was kept for, after a notification id, in its order."""
         rows = self._rows(
-            self._feed_select().replace(" FROM ", ", f.notification_id FROM ", 1)
+            self._feed_select("f.notification_id")
             + f"LEFT JOIN {self._table(ENTRIES_TABLE)} b ON b.notification_id = f.notification_id "
             "WHERE b.notification_id IS NULL AND f.notification_id > ? "
             "ORDER BY f.notification_id LIMIT ?",
