@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Response
+from fastapi import Query, Response
+
+from services.common.wire import MAX_POSITION
+
+After = Annotated[
+    int, Query(ge=0, le=MAX_POSITION, description="Return entries after this position")
+]
+"""Where a page of a feed starts: the position of the entry before it (0 for the first)."""
 
 FOUND_AGAIN = "A retry with a reference or code already used: the record made the first time"
 

@@ -10,8 +10,8 @@ from proto.feed import FeedPage
 from services.catalog.api.deps import CatalogDep
 from services.catalog.api.history import feed_entry
 from services.common.auth import Authenticated
+from services.common.http import After
 from services.common.problems import PROBLEM_RESPONSES
-from services.common.wire import MAX_POSITION
 
 router = APIRouter(dependencies=[Authenticated], tags=["events"], responses=PROBLEM_RESPONSES)
 
@@ -19,9 +19,7 @@ router = APIRouter(dependencies=[Authenticated], tags=["events"], responses=PROB
 @router.get("/events", operation_id="readCatalogFeed")
 async def read_feed(
     catalog: CatalogDep,
-    after: Annotated[
-        int, Query(ge=0, le=MAX_POSITION, description="Return entries after this position")
-    ] = 0,
+    after: After = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> FeedPage:
     """Every change in commit order, with dense positions."""

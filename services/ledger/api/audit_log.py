@@ -15,6 +15,7 @@ from proto.actor import Actor
 from proto.canonical import checkpoint_note, checkpoint_time
 from proto.feed import FeedEntry
 from services.common.auth import Authenticated, CurrentActor
+from services.common.http import After
 from services.common.permissions import require_role
 from services.common.problems import PROBLEM_RESPONSES
 from services.common.wire import MAX_POSITION
@@ -263,9 +264,7 @@ LOG_LINES = "application/jsonl"
 def list_log_entries(
     ledger: Ledger,
     caller: CurrentActor,
-    after: Annotated[
-        int, Query(ge=0, le=MAX_POSITION, description="Return entries after this position")
-    ] = 0,
+    after: After = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> Response:
     """The feed's entries as the exact bytes their leaf hashes are over, one per line."""

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query, Response
 
 from proto.feed import FeedEntry, FeedPage
 from services.common.auth import Authenticated, CurrentActor
+from services.common.http import After
 from services.common.problems import PROBLEM_RESPONSES
-from services.common.wire import MAX_POSITION
 from services.ledger.api.deps import Ledger
 from services.ledger.feed import feed_entry
 
@@ -21,9 +21,7 @@ router = APIRouter(dependencies=[Authenticated], tags=["events"], responses=PROB
 def read_feed(
     ledger: Ledger,
     caller: CurrentActor,
-    after: Annotated[
-        int, Query(ge=0, le=MAX_POSITION, description="Return entries after this position")
-    ] = 0,
+    after: After = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     """Every event in commit order, with dense positions."""
