@@ -183,6 +183,18 @@ def test_roots_are_the_rfc_roots_and_pymerkles(size: int) -> None:
     assert CompactRange(leaves).root() == root(leaves)
 
 
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 8, 64])
+def test_a_compact_range_extended_in_chunks_has_every_prefixs_root(chunk: int) -> None:
+    leaves = [leaf_hash(str(n).encode()) for n in range(100)]
+    grown, one_by_one = CompactRange(), CompactRange()
+    for start in range(0, len(leaves), chunk):
+        grown.extend(leaves[start : start + chunk])
+        for leaf in leaves[start : start + chunk]:
+            one_by_one.append(leaf)
+        assert grown.size == one_by_one.size == min(start + chunk, len(leaves))
+        assert grown.root() == one_by_one.root() == root(leaves[: grown.size])
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_every_inclusion_proof_round_trips_and_others_verify_it(size: int) -> None:
     leaves = [leaf_hash(d) for d in DATA[:size]]
