@@ -43,9 +43,8 @@ class FulfilmentUseCases(LedgerBase):
         )
         digests = [self.beneficiary_digest(b) for b in beneficiaries]
         if reference is not None:
-            same_ref = [d for d in contract.deliveries.values() if d.reference == reference]
-            if same_ref:
-                found = same_ref[0]
+            found = contract.delivery_by_reference(reference)
+            if found is not None:
                 same = (found.amount_fen, found.period_start, found.period_end, found.quantity) == (
                     amount_fen,
                     period_start,

@@ -96,6 +96,18 @@ def _require_reason(reason: str) -> None:
         raise InvalidCommand("a reason is required")
 
 
+def _pending_fen(delivery: Delivery) -> int:
+    return delivery.amount_fen if delivery.state is DeliveryState.PENDING else 0
+
+
+def _paid_fen(payment: Payment) -> int:
+    return 0 if payment.is_reversed else payment.amount_fen
+
+
+def _later(known: datetime | None, moment: datetime) -> datetime:
+    return moment if known is None or moment > known else known
+
+
 def _require_score(score: int | None) -> None:
     if score is not None and not 0 <= score <= 100:
         raise InvalidCommand(f"score must be between 0 and 100, got {score}")
@@ -195,6 +207,12 @@ class Contract(DatedAggregate):
         self.state = ContractState.SIGNED
         self.deliveries: dict[UUID, Delivery] = {}
         self.payments: dict[str, Payment] = {}
+        # Kept as the records change (in _put_delivery and _put_payment), so a command's checks
+        # do not sum every record: equal to those sums by construction.
+        self._accepted_fen = self._pending_fen = self._paid_fen = 0
+        self._delivery_references: dict[str, UUID] = {}
+        self._latest_acceptance: datetime | None = None
+        self._latest_payment: datetime | None = None
         self.release: Release | None = None
 
     # --- figures --------------------------------------------------------------------------
@@ -205,17 +223,15 @@ class Contract(DatedAggregate):
 
     @property
     def accepted_fen(self) -> int:
-        return sum(d.accepted_fen for d in self.deliveries.values())
+        return self._accepted_fen
 
     @property
     def pending_fen(self) -> int:
-        return sum(
-            d.amount_fen for d in self.deliveries.values() if d.state is DeliveryState.PENDING
-        )
+        return self._pending_fen
 
     @property
     def paid_fen(self) -> int:
-        return sum(p.amount_fen for p in self.payments.values() if not p.is_reversed)
+        return self._paid_fen
 
     @property
     def unpaid_accepted_fen(self) -> int:
@@ -225,6 +241,29 @@ class Contract(DatedAggregate):
     def committed_fen(self) -> int:
         """What the contract holds of its allocation: its value, less what was released."""
         return self.value_fen - (self.release.amount_fen if self.release else 0)
+
+    def _put_delivery(self, delivery: Delivery) -> None:
+        """Record a delivery, new or changed, and move the totals by what it changed."""
+        before = self.deliveries.get(delivery.id)
+        self._accepted_fen += delivery.accepted_fen - (before.accepted_fen if before else 0)
+        self._pending_fen += _pending_fen(delivery) - (_pending_fen(before) if before else 0)
+        if delivery.accepted_fen and delivery.decided_at is not None:
+            self._latest_acceptance = _later(self._latest_acceptance, delivery.decided_at)
+        if delivery.reference is not None:
+            self._delivery_references[delivery.reference] = delivery.id
+        self.deliveries[delivery.id] = delivery
+
+    def _put_payment(self, payment: Payment) -> None:
+        """Record a payment, new or reversed, and move the total paid by what it changed."""
+        before = self.payments.get(payment.reference)
+        self._paid_fen += _paid_fen(payment) - (_paid_fen(before) if before else 0)
+        self._latest_payment = _later(self._latest_payment, payment.paid_at)
+        self.payments[payment.reference] = payment
+
+    def delivery_by_reference(self, reference: str) -> Delivery | None:
+        """The delivery reported under the provider's own reference, if any."""
+        delivery_id = self._delivery_references.get(reference)
+        return None if delivery_id is None else self.deliveries[delivery_id]
 
     def delivery(self, delivery_id: UUID) -> Delivery:
         """The delivery with this id, or NotFound."""
@@ -326,9 +365,7 @@ class Contract(DatedAggregate):
                 f"delivery period {period_start}..{period_end} lies outside the contract period "
                 f"{self.period_start}..{self.period_end}"
             )
-        if reference is not None and any(
-            d.reference == reference for d in self.deliveries.values()
-        ):
+        if reference is not None and self.delivery_by_reference(reference) is not None:
             raise ReferenceConflict(f"delivery reference {reference!r} is already used")
         room = self.value_fen - self.accepted_fen - self.pending_fen
         if amount_fen > room:
@@ -369,18 +406,20 @@ class Contract(DatedAggregate):
         description: str,
         occurred_at: datetime,
     ) -> None:
-        self.deliveries[delivery_id] = Delivery(
-            delivery_id,
-            reference,
-            period_start,
-            period_end,
-            quantity,
-            unit,
-            amount_fen,
-            tuple(evidence_sha256),
-            tuple(beneficiary_digests),
-            description,
-            occurred_at,
+        self._put_delivery(
+            Delivery(
+                delivery_id,
+                reference,
+                period_start,
+                period_end,
+                quantity,
+                unit,
+                amount_fen,
+                tuple(evidence_sha256),
+                tuple(beneficiary_digests),
+                description,
+                occurred_at,
+            )
         )
 
     def accept_delivery(
@@ -426,13 +465,15 @@ class Contract(DatedAggregate):
         note: str,
         occurred_at: datetime,
     ) -> None:
-        self.deliveries[delivery_id] = replace(
-            self.deliveries[delivery_id],
-            state=DeliveryState.ACCEPTED,
-            accepted_fen=accepted_fen,
-            score=score,
-            decision_note=note,
-            decided_at=occurred_at,
+        self._put_delivery(
+            replace(
+                self.deliveries[delivery_id],
+                state=DeliveryState.ACCEPTED,
+                accepted_fen=accepted_fen,
+                score=score,
+                decision_note=note,
+                decided_at=occurred_at,
+            )
         )
 
     def reject_delivery(
@@ -452,12 +493,14 @@ class Contract(DatedAggregate):
     def _delivery_rejected(
         self, *, delivery_id: UUID, reason: str, score: int | None, occurred_at: datetime
     ) -> None:
-        self.deliveries[delivery_id] = replace(
-            self.deliveries[delivery_id],
-            state=DeliveryState.REJECTED,
-            score=score,
-            decision_note=reason,
-            decided_at=occurred_at,
+        self._put_delivery(
+            replace(
+                self.deliveries[delivery_id],
+                state=DeliveryState.REJECTED,
+                score=score,
+                decision_note=reason,
+                decided_at=occurred_at,
+            )
         )
 
     def reverse_acceptance(self, *, delivery_id: UUID, reason: str, occurred_at: datetime) -> None:
@@ -483,12 +526,14 @@ class Contract(DatedAggregate):
     def _acceptance_reversed(
         self, *, delivery_id: UUID, reversed_fen: int, reason: str, occurred_at: datetime
     ) -> None:
-        self.deliveries[delivery_id] = replace(
-            self.deliveries[delivery_id],
-            state=DeliveryState.REVERSED,
-            accepted_fen=0,
-            decision_note=reason,
-            decided_at=occurred_at,
+        self._put_delivery(
+            replace(
+                self.deliveries[delivery_id],
+                state=DeliveryState.REVERSED,
+                accepted_fen=0,
+                decision_note=reason,
+                decided_at=occurred_at,
+            )
         )
 
     def _require_delivery_state(
@@ -530,6 +575,11 @@ class Contract(DatedAggregate):
     def _require_accepted_by_then(self, amount_fen: int, occurred_at: datetime) -> None:
         # Replayed as of any date, the contract must never show more paid than accepted: at the
         # payment's date, and at every later-dated payment it comes before.
+        if all(
+            t is None or t <= occurred_at for t in (self._latest_acceptance, self._latest_payment)
+        ):
+            # Nothing accepted or paid is dated later: by then means in all, checked already.
+            return
         paid = [p for p in self.payments.values() if not p.is_reversed]
         for moment in sorted({occurred_at, *(p.paid_at for p in paid if p.paid_at > occurred_at)}):
             accepted = sum(
@@ -547,7 +597,7 @@ class Contract(DatedAggregate):
 
     @event("PaymentRecorded")
     def _payment_recorded(self, *, reference: str, amount_fen: int, occurred_at: datetime) -> None:
-        self.payments[reference] = Payment(reference, amount_fen, occurred_at)
+        self._put_payment(Payment(reference, amount_fen, occurred_at))
 
     def reverse_payment(self, *, reference: str, reason: str, occurred_at: datetime) -> None:
         """Correct a payment (returned by the bank, paid in error), with a reason."""
@@ -568,6 +618,6 @@ class Contract(DatedAggregate):
     def _payment_reversed(
         self, *, reference: str, reversed_fen: int, reason: str, occurred_at: datetime
     ) -> None:
-        self.payments[reference] = replace(
-            self.payments[reference], reversed_reason=reason, reversed_at=occurred_at
+        self._put_payment(
+            replace(self.payments[reference], reversed_reason=reason, reversed_at=occurred_at)
         )
