@@ -139,7 +139,9 @@ class Checkpointer:
                 if row.position != position:
                     raise LogDamaged(f"the feed has no entry at position {position}")
                 try:
-                    # The entry's text exactly as served, so leaves and feed cannot differ.
+                    # The canonical text the ledger itself writes for the entry. On PostgreSQL
+                    # the pages served are written by the database instead, so a drift between
+                    # the two would fail every verification, never pass one unnoticed.
                     entry = self._ledger.entry_json(row, writer).encode()
                 except Exception:  # whatever makes an event unreadable, it was not written so
                     raise LogDamaged(f"the entry at position {position} cannot be read") from None
