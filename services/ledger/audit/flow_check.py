@@ -12,12 +12,13 @@ from collections.abc import Callable, Iterator, Sequence
 from uuid import UUID
 
 from proto.actor import Actor
-from proto.audit import FlowNode
 from proto.reconciliation import EventRef, Violation
+from services.common.collector import collector_paused
 from services.ledger.application import LedgerApplication
-from services.ledger.audit.flow import build_tree, replayed_nodes
+from services.ledger.audit.flow import replayed_nodes
 from services.ledger.audit.flow_model import FlowModel
 from services.ledger.audit.flow_nodes import node_key
+from services.ledger.audit.flow_tree import Branch, grow
 from services.ledger.audit.reconcile import FLOW_MODEL, event_ref, feed_pages
 
 _PAGE = 1000
@@ -34,24 +35,17 @@ def _budget_ids(ledger: LedgerApplication) -> Iterator[UUID]:
         after = page[-1][0]
 
 
-def _walk(node: FlowNode) -> Iterator[FlowNode]:
-    yield node
-    for child in node.children:
-        yield from _walk(child)
-
-
-def _difference(replayed: FlowNode, kept: FlowNode) -> tuple[str, str] | None:
+def _difference(replayed: Branch, kept: Branch) -> tuple[str, str] | None:
     """(id of the first node that differs, what differs), depth first; None if none does."""
-    kept_nodes = {(n.kind, n.id): n for n in _walk(kept)}
-    for node in _walk(replayed):
-        other = kept_nodes.pop((node.kind, node.id), None)
+    kept_nodes = {(b.kind, b.id): b for b in kept.walk()}
+    for branch in replayed.walk():
+        other = kept_nodes.pop((branch.kind, branch.id), None)
         if other is None:
-            return node.id, f"the read model lacks {node.kind} {node.id}"
-        mine = node.model_dump(exclude={"children"})
-        theirs = other.model_dump(exclude={"children"})
+            return branch.id, f"the read model lacks {branch.kind} {branch.id}"
+        mine, theirs = branch.fields(), other.fields()
         changed = sorted(name for name in mine if mine[name] != theirs[name])
         if changed:
-            return node.id, f"{node.kind} {node.id} differs in {', '.join(changed)}"
+            return branch.id, f"{branch.kind} {branch.id} differs in {', '.join(changed)}"
     for kind, node_id in kept_nodes:
         return node_id, f"the read model has a {kind} {node_id} the events do not"
     return None
@@ -63,34 +57,39 @@ def flow_model_check(
     """The check, for a reconciliation that ran through a feed position."""
 
     def check(head: int) -> list[Violation]:
-        found: list[Violation] = []
-        for budget_id in _budget_ids(ledger):
-            root = node_key(budget_id, "budget", budget_id)
-            try:
-                replayed = replayed_nodes(ledger, budget_id, by=by, as_of=None, position=head)
-                events_tree = build_tree(replayed, root)
-            except Exception as error:
-                # Events that no longer replay (edited, say) are the other checks' findings,
-                # named there with the events; there is then no flow to hold the model to.
-                logger.warning(
-                    "budget %s no longer replays (%r); flow not checked", budget_id, error
-                )
-                continue
-            kept = build_tree(model.nodes(budget_id, position=head, as_of=None), root)
-            difference = _difference(events_tree, kept)
-            if difference is None:
-                continue
-            node_id, what = difference
-            message = (
-                f"budget {budget_id}: {what} at position {head}; rebuild the read model "
-                "(python -m services.ledger rebuild-read-models) and reconcile again"
-            )
-            found.append(
-                Violation(rule=FLOW_MODEL, message=message, events=_latest(ledger, node_id, head))
-            )
-        return found
+        found = (
+            _check_budget(ledger, model, budget_id, by, head) for budget_id in _budget_ids(ledger)
+        )
+        return [violation for violation in found if violation is not None]
 
     return check
+
+
+def _check_budget(
+    ledger: LedgerApplication, model: FlowModel, budget_id: UUID, by: Actor, head: int
+) -> Violation | None:
+    """One budget's flow both ways, or the violation naming where they part."""
+    root = node_key(budget_id, "budget", budget_id)
+    try:
+        events_tree = grow(
+            replayed_nodes(ledger, budget_id, by=by, as_of=None, position=head), root
+        )
+    except Exception as error:
+        # Events that no longer replay (edited, say) are the other checks' findings, named
+        # there with the events; there is then no flow to hold the model to.
+        logger.warning("budget %s no longer replays (%r); flow not checked", budget_id, error)
+        return None
+    with collector_paused():
+        kept = grow(model.nodes(budget_id, position=head, as_of=None), root)
+        difference = _difference(events_tree, kept)
+    if difference is None:
+        return None
+    node_id, what = difference
+    message = (
+        f"budget {budget_id}: {what} at position {head}; rebuild the read model "
+        "(python -m services.ledger rebuild-read-models) and reconcile again"
+    )
+    return Violation(rule=FLOW_MODEL, message=message, events=_latest(ledger, node_id, head))
 
 
 def _latest(ledger: LedgerApplication, node_id: str, head: int) -> list[EventRef]:

@@ -11,7 +11,7 @@ import csv
 import io
 from collections.abc import Iterator
 
-from proto.audit import BudgetFlow, FlowNode
+from services.ledger.audit.flow_tree import LEVELS, Branch, FlowAnswer
 from services.ledger.store.recorders import FLOW_FIGURES
 
 # The wire's figures: each node's own, and by how much a remaining fell below zero.
@@ -49,33 +49,34 @@ def _text(value: str | None) -> str:
     return "'" + value if value.startswith(_FORMULA_START) else value
 
 
-def _rows(node: FlowNode, ancestors: dict[str, str]) -> Iterator[dict[str, str]]:
-    ids = {**ancestors, _ID_COLUMN[node.level]: node.id}
+def _rows(branch: Branch, ancestors: dict[str, str]) -> Iterator[dict[str, str]]:
+    level = LEVELS[branch.kind]
+    ids = {**ancestors, _ID_COLUMN[level]: branch.id}
+    details = branch.node.details
     row = {
         **ids,
-        "level": str(node.level),
-        "kind": node.kind,
-        "reference": _text(node.reference),
-        "title": _text(node.title),
-        "state": node.state or "",
-        "occurred_at": node.occurred_at.isoformat() if node.occurred_at else "",
-        "holder_id": str(node.holder_id or ""),
-        "street_office_id": str(node.street_office_id or ""),
-        "implementer_id": str(node.implementer_id or ""),
-        "provider_id": str(node.provider_id or ""),
-        "item_ids": " ".join(str(i) for i in node.item_ids),
+        "level": str(level),
+        "kind": branch.kind,
+        "reference": _text(details.get("reference")),
+        "title": _text(details.get("title")),
+        "state": branch.node.state or "",
+        "occurred_at": details.get("occurred_at") or "",
+        "holder_id": details.get("holder_id") or "",
+        "street_office_id": details.get("street_office_id") or "",
+        "implementer_id": details.get("implementer_id") or "",
+        "provider_id": details.get("provider_id") or "",
+        "item_ids": " ".join(details.get("item_ids", ())),
     }
-    for figure in FIGURES:
-        money = getattr(node, figure)
-        row[figure] = money.amount if money is not None else ""
+    for figure, amount in branch.amounts().items():
+        row[figure] = amount or ""
     # Payment and tranche ids are treasury references: free text, like any other.
     row["entry_id"] = _text(row.get("entry_id"))
     yield row
-    for child in node.children:
+    for child in branch.children:
         yield from _rows(child, ids)
 
 
-def flow_csv(flow: BudgetFlow) -> str:
+def flow_csv(flow: FlowAnswer) -> str:
     """The flow as RFC 4180 CSV with a header row; figures as decimal strings, blanks for null."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, restval="", lineterminator="\r\n")
