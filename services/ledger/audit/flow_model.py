@@ -15,11 +15,12 @@ answers for. `rebuild` forgets it and derives it again from the feed.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
@@ -28,6 +29,7 @@ from services.ledger.application.base import LedgerBase
 from services.ledger.audit.flow_nodes import (
     FLOW_EVENTS,
     OWN_FIGURES,
+    NodeKind,
     NodeState,
     budget_of,
     node_key,
@@ -35,7 +37,7 @@ from services.ledger.audit.flow_nodes import (
     touched_by,
 )
 from services.ledger.domain.errors import NotFound
-from services.ledger.store.flow_rows import FlowMove, FlowRows, Overtaken
+from services.ledger.store.flow_rows import FlowMove, FlowRows, NodeRecord, Overtaken
 from services.ledger.store.reads import micros_to_datetime
 
 _CHUNK = 1000  # feed entries applied, and stored, per transaction
@@ -121,46 +123,21 @@ class FlowModel:
     ) -> dict[str, NodeState]:
         """A budget's flow nodes (of `kinds`, or all) as of a business time, known at a position."""
         self.catch_up(position)
-        nodes: dict[str, NodeState] = {}
+        # Each node as its creation says, with the latest state and details recorded since.
+        records: dict[str, NodeRecord] = {}
         for record in self.rows.records(budget_id, position, as_of, kinds):
-            known = nodes.get(record.node_key)
             if record.created:
-                nodes[record.node_key] = NodeState(
-                    record.node_key,
-                    record.kind,  # type: ignore[arg-type]  # written from a NodeKind
-                    record.parent_key,
-                    {},
-                    record.state,
-                    record.details or {},
-                    (record.position, record.seq),
-                )
-            elif known is not None:
-                nodes[record.node_key] = NodeState(
-                    known.key,
-                    known.kind,
-                    known.parent,
-                    {},
-                    record.state if record.state is not None else known.state,
-                    record.details if record.details is not None else known.details,
-                    known.order,
+                records[record.node_key] = record
+            elif (known := records.get(record.node_key)) is not None:
+                records[record.node_key] = known._replace(
+                    state=known.state if record.state is None else record.state,
+                    details=known.details if record.details is None else record.details,
                 )
         root = node_key(budget_id, "budget", budget_id)
-        if root not in nodes:
+        if root not in records:
             raise self._missing(budget_id, root, position, as_of)
-        totals = self.rows.totals(budget_id, list(nodes), position, as_of, kinds)
-        none: dict[str, int] = {}
-        return {
-            key: NodeState(
-                node.key,
-                node.kind,
-                node.parent,
-                {name: totals.get(key, none).get(name, 0) for name in OWN_FIGURES[node.kind]},
-                node.state,
-                node.details,
-                node.order,
-            )
-            for key, node in nodes.items()
-        }
+        totals = self.rows.totals(budget_id, list(records), position, as_of, kinds)
+        return {key: _node(record, totals.get(key, {})) for key, record in records.items()}
 
     def _missing(
         self, budget_id: UUID, root: str, position: int, as_of: datetime | None
@@ -176,6 +153,19 @@ class FlowModel:
             if began > as_of:
                 return NotFound(f"no budget {budget_id} as of {as_of.isoformat()}")
         return NotFound(f"no budget {budget_id}")
+
+
+def _node(record: NodeRecord, totals: Mapping[str, int]) -> NodeState:
+    kind = cast(NodeKind, record.kind)  # written from a NodeKind
+    return NodeState(
+        record.node_key,
+        kind,
+        record.parent_key,
+        {name: totals.get(name, 0) for name in OWN_FIGURES[kind]},
+        record.state,
+        json.loads(record.details) if record.details is not None else {},
+        (record.position, record.seq),
+    )
 
 
 def _diff(
