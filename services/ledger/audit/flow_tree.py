@@ -31,19 +31,11 @@ LEVELS: dict[FlowKind, int] = {
     "payment": 3,
     "tranche": 3,
 }
-# Details a node of this kind does not have; every field is always present on the wire.
-_BLANK: dict[str, object] = {
-    "reference": None,
-    "title": None,
-    "occurred_at": None,
-    "holder_id": None,
-    "street_office_id": None,
-    "implementer_id": None,
-    "provider_id": None,
-    "item_ids": [],
+# A node's wire fields in the model's order, blank until its details fill them: every field
+# is always present on the wire. Its children are written after them.
+_EMPTY: dict[str, Any] = {
+    name: () if name == "item_ids" else None for name in FlowNode.model_fields if name != "children"
 }
-# The wire's fields of a node, in the model's order; its children are written after them.
-_FIELDS = tuple(name for name in FlowNode.model_fields if name != "children")
 # Contracts list their deliveries before their payments; siblings otherwise go by creation.
 _SIBLING_RANK: dict[NodeKind, int] = {"payment": 1}
 
@@ -100,21 +92,16 @@ class Branch:
 
     def fields(self) -> dict[str, Any]:
         """The node's wire fields as JSON values, in the model's order, children left out."""
-        details = self.node.details
-        money = {
-            name: None if amount is None else {"amount": amount, "currency": "CNY"}
-            for name, amount in self.amounts().items()
-        }
-        values = {
-            **_BLANK,
-            **details,
-            **money,
-            "kind": self.kind,
-            "level": LEVELS[self.kind],
-            "state": self.node.state,
-            "occurred_at": wire_time(details.get("occurred_at")),
-        }
-        return {name: values[name] for name in _FIELDS}
+        fields = _EMPTY.copy()
+        fields.update(self.node.details)
+        fields["kind"] = kind = self.kind
+        fields["level"] = LEVELS[kind]
+        fields["state"] = self.node.state
+        fields["occurred_at"] = wire_time(fields["occurred_at"])
+        for name, amount in self.amounts().items():
+            if amount is not None:
+                fields[name] = {"amount": amount, "currency": "CNY"}
+        return fields
 
     def model(self) -> FlowNode:
         """The node and everything below it as validated models."""
