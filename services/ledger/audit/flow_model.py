@@ -136,7 +136,7 @@ class FlowModel:
         root = node_key(budget_id, "budget", budget_id)
         if root not in records:
             raise self._missing(budget_id, root, position, as_of)
-        totals = self.rows.totals(budget_id, list(records), position, as_of, kinds)
+        totals = self.rows.totals(budget_id, None, position, as_of, kinds)
         return {key: _node(record, totals.get(key, {})) for key, record in records.items()}
 
     def _missing(

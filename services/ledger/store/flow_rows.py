@@ -34,6 +34,8 @@ _START_OF_TIME = -(2**63)
 _END_OF_TIME = 2**63 - 1
 
 Figures = dict[str, int]
+Query = tuple[str, list[Any]]
+"""SQL written with `?` placeholders, and its parameters."""
 
 
 @dataclass(frozen=True)
@@ -214,29 +216,39 @@ class FlowRows(LedgerSql):
         before = [row for row in rows if row.occurred_at <= at]
         return (before[-1] if before else _NONE), rows[len(before) :]
 
-    def _latest_sql(self, at: int, node_keys: Sequence[str]) -> tuple[str, list[Any]]:
-        """Each node's last totals at or before business time `at`: one index probe a node."""
+    def _latest_sql(self, at: int, nodes: Query) -> Query:
+        """Each node's last totals at or before business time `at`: one index probe a node.
+
+        `nodes` selects the nodes' keys, as a column `node_key`.
+        """
         table = self._table(FLOW_TOTALS_TABLE)
         last = "ORDER BY t.occurred_at DESC, t.position DESC LIMIT 1"
+        nodes_sql, nodes_params = nodes
         if self._postgres:
             return (
                 f"SELECT n.node_key, t.occurred_at, t.position, {_FIGURE_LIST} "
-                "FROM unnest(?::text[]) AS n(node_key) CROSS JOIN LATERAL "
+                f"FROM ({nodes_sql}) n CROSS JOIN LATERAL "
                 f"(SELECT * FROM {table} t WHERE t.node_key = n.node_key AND t.occurred_at <= ? "
                 f"{last}) t",
-                [list(node_keys), at],
+                [*nodes_params, at],
             )
         return (
             f"SELECT {_TOTALS_COLUMNS} FROM {table} WHERE rowid IN (SELECT (SELECT t.rowid "
-            f"FROM {table} t WHERE t.node_key = j.value AND t.occurred_at <= ? {last}) "
-            "FROM json_each(?) j)",
-            [at, json.dumps(list(node_keys))],
+            f"FROM {table} t WHERE t.node_key = n.node_key AND t.occurred_at <= ? {last}) "
+            f"FROM ({nodes_sql}) n)",
+            [at, *nodes_params],
         )
+
+    def _given(self, node_keys: Sequence[str]) -> Query:
+        """The nodes of these keys, for `_latest_sql`."""
+        if self._postgres:
+            return "SELECT unnest(?::text[]) AS node_key", [list(node_keys)]
+        return "SELECT value AS node_key FROM json_each(?)", [json.dumps(list(node_keys))]
 
     def _latest(self, cursor: Any, node_keys: Sequence[str], at: int) -> dict[str, Totals]:
         if not node_keys:
             return {}
-        sql, params = self._latest_sql(at, node_keys)
+        sql, params = self._latest_sql(at, self._given(node_keys))
         cursor.execute(self._sql(sql), params)
         return {r["node_key"]: _totals_of(r) for r in cursor.fetchall()}
 
@@ -263,7 +275,7 @@ class FlowRows(LedgerSql):
         kinds: Sequence[str] | None = None,
         *,
         after: bool = False,
-    ) -> tuple[str, list[Any]]:
+    ) -> Query:
         """The moves of a budget (of `kinds`) up to `position`, or `after` it, as of `as_of`."""
         where = f"budget_id = ? AND position {'>' if after else '<='} ?"
         params: list[Any] = [str(budget_id), position]
@@ -278,18 +290,29 @@ class FlowRows(LedgerSql):
     def totals(
         self,
         budget_id: UUID,
-        node_keys: Sequence[str],
+        node_keys: Sequence[str] | None,
         position: int,
         as_of: datetime | None,
         kinds: Sequence[str] | None = None,
     ) -> dict[str, Figures]:
-        """Each node's own figures over the moves the two clocks let through.
+        """Each node's own figures over the moves the two clocks let through; of the nodes
+        given, or (None) of every node of the budget (of `kinds`) created inside both clocks.
 
         The nodes' totals as of the business time, less what moves recorded after `position`
         added to them: one statement, so one snapshot, even while the model moves on.
         """
         at = _END_OF_TIME if as_of is None else datetime_to_micros(as_of)
-        kept, kept_params = self._latest_sql(at, node_keys)
+        if node_keys is None:
+            # Found by the database beside the totals: a whole flow's 50,000 keys are not sent.
+            where, params = self._filter(budget_id, position, as_of, kinds)
+            nodes: Query = (
+                f"SELECT node_key FROM {self._table(FLOW_RECORDS_TABLE)} "
+                f"WHERE {where} AND created = 1",
+                params,
+            )
+        else:
+            nodes = self._given(node_keys)
+        kept, kept_params = self._latest_sql(at, nodes)
         later, later_params = self._filter(budget_id, position, as_of, kinds, after=True)
         sums = ", ".join(f"-SUM(COALESCE({name}, 0))" for name in FLOW_FIGURES)
         rows = self._tuples(
