@@ -51,7 +51,12 @@ class Money(BaseModel):
     @classmethod
     def from_fen(cls, fen: int) -> Money:
         """The wire form of an amount in fen."""
-        if fen < 0:
-            raise ValueError(f"money on the wire is never negative, got {fen} fen")
-        yuan, cents = divmod(fen, FEN_PER_YUAN)
-        return cls(amount=f"{yuan}.{cents:02d}")
+        return cls(amount=amount_of(fen))
+
+
+def amount_of(fen: int) -> str:
+    """An amount in fen as the wire's decimal string in yuan, e.g. 120050 -> "1200.50"."""
+    if fen < 0:
+        raise ValueError(f"money on the wire is never negative, got {fen} fen")
+    yuan, cents = divmod(fen, FEN_PER_YUAN)
+    return f"{yuan}.{cents:02d}"

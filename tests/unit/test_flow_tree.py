@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from uuid import UUID, uuid4
 
@@ -151,6 +152,16 @@ def test_budgets_and_allocations_sum_their_children_and_payments_follow_deliveri
     # A commitment with nothing visible under it adds nothing and shows nothing.
     assert len(first["children"]) == 1
     assert budget["appropriated"]["amount"] == "1000.00"
+
+
+def test_a_figure_below_zero_other_than_remaining_is_refused_not_written() -> None:
+    answer = _answer()
+    delivery = answer.budget.children[0].children[0].children[0]
+    bent = replace(delivery.node, figures={"amount": 5_00, "accepted": -5})
+    broken = replace(answer, budget=grow({bent.key: bent}, bent.key))
+
+    with pytest.raises(ValueError, match="never negative, got -5 fen"):
+        broken.json()
 
 
 def test_a_shortfall_shows_as_overdrawn_and_remaining_never_below_zero() -> None:

@@ -19,7 +19,7 @@ from uuid import UUID
 from pydantic_core import to_json
 
 from proto.audit import BudgetFlow, FlowKind, FlowNode
-from proto.money import FEN_PER_YUAN
+from proto.money import amount_of
 from services.ledger.audit.flow_nodes import FIGURES, NodeKind, NodeState
 
 LEVELS: dict[FlowKind, int] = {
@@ -38,11 +38,6 @@ _EMPTY: dict[str, Any] = {
 }
 # Contracts list their deliveries before their payments; siblings otherwise go by creation.
 _SIBLING_RANK: dict[NodeKind, int] = {"payment": 1}
-
-
-def _amount(fen: int) -> str:
-    yuan, cents = divmod(fen, FEN_PER_YUAN)
-    return f"{yuan}.{cents:02d}"
 
 
 def wire_time(moment: str | None) -> str | None:
@@ -79,15 +74,15 @@ class Branch:
     def amounts(self) -> dict[str, str | None]:
         """Each wire figure as a decimal string in yuan; a shortfall as overdrawn, never < 0."""
         amounts = {
-            name: None if fen is None else _amount(fen)
+            name: None if fen is None else amount_of(fen)
             for name, fen in self.figures.items()
             if name != "remaining"
         }
         remaining = self.figures.get("remaining")
         amounts["remaining"] = amounts["overdrawn"] = None
         if remaining is not None:
-            amounts["remaining"] = _amount(max(remaining, 0))
-            amounts["overdrawn"] = _amount(-remaining) if remaining < 0 else None
+            amounts["remaining"] = amount_of(max(remaining, 0))
+            amounts["overdrawn"] = amount_of(-remaining) if remaining < 0 else None
         return amounts
 
     def fields(self) -> dict[str, Any]:
