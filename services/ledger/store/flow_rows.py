@@ -304,9 +304,10 @@ class FlowRows(LedgerSql):
         at = _END_OF_TIME if as_of is None else datetime_to_micros(as_of)
         if node_keys is None:
             # Found by the database beside the totals: a whole flow's 50,000 keys are not sent.
+            # Distinct: each node's totals counted once, however many creations it records.
             where, params = self._filter(budget_id, position, as_of, kinds)
             nodes: Query = (
-                f"SELECT node_key FROM {self._table(FLOW_RECORDS_TABLE)} "
+                f"SELECT DISTINCT node_key FROM {self._table(FLOW_RECORDS_TABLE)} "
                 f"WHERE {where} AND created = 1",
                 params,
             )
