@@ -23,6 +23,9 @@ class NotFound(DomainError):
 class Unavailable(DomainError):
     """Something the command needs did not answer; nothing was written, retry later (503)."""
 
+    # Seconds to wait before retrying, sent as `Retry-After` when known.
+    retry_after: int | None = None
+
 
 class Forbidden(DomainError):
     """The caller's role or organization may not do this to this object; nothing written (403)."""

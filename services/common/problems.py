@@ -152,12 +152,15 @@ def install_problem_handlers(app: FastAPI) -> None:
             request: Request, exc: Exception, status: int = status
         ) -> JSONResponse:
             words = _words(type(exc).__name__)
-            return problem_response(
+            response = problem_response(
                 status,
                 " ".join(words).capitalize(),
                 str(exc),
                 kind="-".join(words),
                 instance=request.url.path,
             )
+            if isinstance(exc, Unavailable) and exc.retry_after is not None:
+                response.headers["Retry-After"] = str(exc.retry_after)
+            return response
 
         app.add_exception_handler(error_class, domain_error)

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from services.common.app import finish_service, open_idempotency
 from services.common.auth import AuthSettings, ServiceToken
+from services.common.gate import Gate
 from services.common.health import health_router, service_answers
 from services.common.sql import async_engine
 from services.ledger.api import (
@@ -82,6 +83,7 @@ def create_app(settings: LedgerSettings | None = None, auth: AuthSettings | None
         app.state.ledger = ledger
         app.state.checkpointer = Checkpointer.from_settings(ledger, settings)
         app.state.flow_model = FlowModel(ledger)
+        app.state.large_reads = Gate(settings.large_reads, settings.large_read_wait_seconds)
         observe_ledger(app.state.metrics, ledger, app.state.flow_model)
         # Idempotency-Key answers are kept beside the events, in the ledger's own database.
         engine = async_engine(settings.database_url)

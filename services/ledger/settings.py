@@ -51,6 +51,11 @@ class LedgerSettings(ServiceSettings):
     # Aggregates kept in memory between requests, brought up to date from their newer events
     # on each use rather than replayed whole. 0 keeps none.
     aggregate_cache_size: int = Field(default=500, ge=0, le=100_000)
+    # Reads that build their whole answer in memory (a budget's whole flow, as JSON or CSV, or
+    # replayed; a reconciliation) at once; more wait up to the given seconds, then get a 503.
+    # Each holds memory in proportion to the largest budget: about 3 kB a flow node.
+    large_reads: int = Field(default=2, ge=1, le=64)
+    large_read_wait_seconds: float = Field(default=10.0, ge=0, le=600)
 
     @field_validator("checkpoint_key")
     @classmethod

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from proto.audit import BudgetFlow
 from services.common.auth import Authenticated, CurrentActor
 from services.common.problems import PROBLEM_JSON, PROBLEM_RESPONSES
 from services.ledger.api.deps import AsOf, KnownAt, Ledger
+from services.ledger.api.large_reads import large_reads, with_busy_answer
 from services.ledger.audit.flow import FlowDepth, FlowSource, budget_flow
 from services.ledger.audit.flow_csv import flow_csv
 from services.ledger.audit.flow_model import FlowModel
@@ -33,10 +36,10 @@ class CsvResponse(Response):
 _CSV_RESPONSES: dict[int | str, dict[str, object]] = {
     **{
         status: {
-            "description": response["description"],
+            **{key: value for key, value in response.items() if key != "model"},
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
-        for status, response in PROBLEM_RESPONSES.items()
+        for status, response in with_busy_answer(PROBLEM_RESPONSES).items()
     },
     200: {
         "description": "One row per node of the tree, root first, depth first, with a header "
@@ -72,7 +75,7 @@ Depth = Annotated[
 ]
 
 
-def read_flow(
+async def read_flow(
     request: Request,
     budget_id: UUID,
     ledger: Ledger,
@@ -81,12 +84,23 @@ def read_flow(
     as_of: AsOf = None,
     source: Source = "read-model",
     depth: Depth = "all",
-) -> FlowAnswer:
-    """The flow both routes answer with, from the source asked for, to the depth asked for."""
+) -> AsyncIterator[FlowAnswer]:
+    """The flow both routes answer with, from the source asked for, to the depth asked for.
+
+    A whole or replayed flow holds a large-read slot until its answer is written.
+    """
     model: FlowModel | None = request.app.state.flow_model if source == "read-model" else None
-    return budget_flow(
-        ledger, budget_id, by=caller, as_of=as_of, known_at=known_at, model=model, depth=depth
-    )
+
+    def read() -> FlowAnswer:
+        return budget_flow(
+            ledger, budget_id, by=caller, as_of=as_of, known_at=known_at, model=model, depth=depth
+        )
+
+    if model is not None and depth == "contracts":
+        yield await run_in_threadpool(read)
+        return
+    async with large_reads(request).slot("a budget's whole flow"):
+        yield await run_in_threadpool(read)
 
 
 Flow = Annotated[FlowAnswer, Depends(read_flow)]
@@ -98,7 +112,7 @@ Flow = Annotated[FlowAnswer, Depends(read_flow)]
     "/budgets/{budget_id}/flow",
     operation_id="getBudgetFlow",
     response_model=BudgetFlow,
-    responses=PROBLEM_RESPONSES,
+    responses=with_busy_answer(PROBLEM_RESPONSES),
 )
 def get_budget_flow(flow: Flow) -> Response:
     """Trace a budget's money to allocations, contracts, grants, deliveries and payments."""

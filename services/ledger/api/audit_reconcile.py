@@ -11,6 +11,7 @@ from proto.reconciliation import Reconciliation, Violation
 from services.common.auth import Authenticated, CurrentActor
 from services.common.problems import PROBLEM_RESPONSES
 from services.ledger.api.deps import Ledger
+from services.ledger.api.large_reads import slot_for, with_busy_answer
 from services.ledger.audit.checkpoints import Checkpointer
 from services.ledger.audit.flow_check import flow_model_check
 from services.ledger.audit.flow_model import FlowModel
@@ -51,7 +52,12 @@ def flow_check(request: Request, ledger: Ledger, caller: CurrentActor) -> OuterC
     return None if model is None else flow_model_check(ledger, model, by=caller)
 
 
-@router.get("/audit/reconcile", operation_id="reconcileLedger")
+@router.get(
+    "/audit/reconcile",
+    operation_id="reconcileLedger",
+    dependencies=[Depends(slot_for("a reconciliation of the ledger"))],
+    responses=with_busy_answer(PROBLEM_RESPONSES),
+)
 def reconcile(
     ledger: Ledger,
     caller: CurrentActor,
