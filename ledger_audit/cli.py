@@ -33,7 +33,24 @@ Url = Annotated[str, typer.Option(envvar="LEDGER_AUDIT_URL", help="The ledger's 
 Token = Annotated[
     str, typer.Option(envvar="LEDGER_AUDIT_TOKEN", help="A bearer token (auditor or finance)")
 ]
+Timeout = Annotated[
+    float,
+    typer.Option(
+        min=1,
+        help="Seconds to wait for each answer; the ledger builds a whole flow or a "
+        "reconciliation before it answers, which takes minutes on a large ledger",
+    ),
+]
 DEFAULT_URL = "http://127.0.0.1:8002"
+# Reconciliation replayed about 2,700 events a second on a two-core machine (BENCHMARKS.md).
+LONG_TIMEOUT = 900.0
+
+
+def _client(url: str, token: str, timeout: float = 30.0) -> AuditClient:
+    """A client that says so when the ledger asks it to come back later."""
+    return AuditClient(
+        url, token, timeout, waiting=lambda message: console.print(f"[yellow]{message}[/]")
+    )
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -53,7 +70,7 @@ def verify(
     ] = None,
 ) -> None:
     """Recompute every leaf hash and root, check every signature and the earlier verified root."""
-    client = AuditClient(url, token)
+    client = _client(url, token)
     try:
         earlier = Verified.load(state)
         served_key = client.get("/audit/public-key")["raw"]
@@ -139,9 +156,10 @@ def flow(
             "reading its flow read model"
         ),
     ] = False,
+    timeout: Timeout = LONG_TIMEOUT,
 ) -> None:
     """Where a budget's money went: allocations, contracts, deliveries accepted, payments."""
-    client = AuditClient(url, token)
+    client = _client(url, token, timeout)
     asked = {"as_of": as_of, "known_at": known_at, "source": "replay" if replay else None}
     try:
         answer = client.get(f"/audit/budgets/{budget}/flow", **asked)
@@ -160,9 +178,9 @@ def flow(
 
 
 @app.command()
-def reconcile(url: Url = DEFAULT_URL, token: Token = "") -> None:
+def reconcile(url: Url = DEFAULT_URL, token: Token = "", timeout: Timeout = LONG_TIMEOUT) -> None:
     """Replay the whole ledger and check every invariant; exit 1 on any violation."""
-    client = AuditClient(url, token)
+    client = _client(url, token, timeout)
     try:
         answer = client.get("/audit/reconcile")
     except LedgerUnreachable as exc:
@@ -191,7 +209,7 @@ def export_ocds(
     budget: Annotated[str | None, typer.Option(help="Only this budget's contracts")] = None,
 ) -> None:
     """Write each contract's OCDS release package and record package as JSON files."""
-    client = AuditClient(url, token)
+    client = _client(url, token)
     directory.mkdir(parents=True, exist_ok=True)
     written = 0
     try:

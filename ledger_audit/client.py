@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -15,17 +16,39 @@ class LedgerUnreachable(Exception):
     """The ledger did not answer as its API says; the message says what it answered."""
 
 
-class AuditClient:
-    """A bearer-token client of the ledger for an auditor (or finance, or a service)."""
+# A 503 with Retry-After (the ledger building as many large answers as it allows) is asked
+# again this many times, waiting as told, up to this long each time.
+BUSY_ATTEMPTS = 6
+LONGEST_WAIT_SECONDS = 60.0
 
-    def __init__(self, url: str, token: str, timeout: float = 30.0) -> None:
+
+class AuditClient:
+    """A bearer-token client of the ledger for an auditor (or finance, or a service).
+
+    `timeout` bounds each wait on the network; a reconciliation of a large ledger answers only
+    when done, so its callers give it minutes. `waiting` hears why the client pauses.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        timeout: float = 30.0,
+        *,
+        waiting: Callable[[str], None] = lambda message: None,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self._http = httpx.Client(
             base_url=url,
             headers={"Authorization": f"Bearer {token}"},
             timeout=timeout,
             trust_env=False,
+            transport=transport,
         )
         self.url = url
+        self._waiting = waiting
+        self._sleep = sleep
 
     def get(self, path: str, **params: Any) -> Any:
         """The JSON of a GET; LedgerUnreachable for anything but a 200."""
@@ -41,10 +64,21 @@ class AuditClient:
 
     def _get(self, path: str, params: dict[str, Any]) -> httpx.Response:
         query = {key: value for key, value in params.items() if value is not None}
-        try:
-            response = self._http.get(path, params=query)
-        except httpx.TransportError as exc:
-            raise LedgerUnreachable(f"the ledger at {self.url} did not answer: {exc}") from None
+        for attempt in range(1, BUSY_ATTEMPTS + 1):
+            try:
+                response = self._http.get(path, params=query)
+            except httpx.TimeoutException:
+                raise LedgerUnreachable(
+                    f"the ledger at {self.url} did not answer {path} within "
+                    f"{self._http.timeout.read:g} s (--timeout sets how long to wait)"
+                ) from None
+            except httpx.TransportError as exc:
+                raise LedgerUnreachable(f"the ledger at {self.url} did not answer: {exc}") from None
+            pause = _retry_after(response)
+            if pause is None or attempt == BUSY_ATTEMPTS:
+                break
+            self._waiting(f"{path}: the ledger is busy; asking again in {pause:g} s")
+            self._sleep(pause)
         if response.status_code != 200:
             detail = response.text[:500]
             with contextlib.suppress(ValueError):
@@ -116,6 +150,14 @@ class AuditClient:
     def close(self) -> None:
         """Close the connection pool."""
         self._http.close()
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """How long a 503 asks to wait (seconds, at most a minute); None for any other answer."""
+    if response.status_code != 503:
+        return None
+    value = response.headers.get("Retry-After", "")
+    return min(float(value), LONGEST_WAIT_SECONDS) if value.isdigit() else None
 
 
 def _page_ranges(page_size: int) -> Iterator[tuple[int, int]]:

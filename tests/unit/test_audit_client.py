@@ -1,11 +1,17 @@
-"""`ledger-audit` reads the log's pages ahead, and still yields every entry once, in order."""
+"""`ledger-audit` reads the log's pages ahead, and still yields every entry once, in order; it
+asks a busy ledger again after the wait it names, and says why it gave up."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
 
-from ledger_audit.client import AuditClient, LedgerUnreachable
+from ledger_audit.client import (
+    BUSY_ATTEMPTS,
+    LONGEST_WAIT_SECONDS,
+    AuditClient,
+    LedgerUnreachable,
+)
 
 
 def client_of(entries: int, *, unended: bool = False) -> tuple[AuditClient, list[int]]:
@@ -46,3 +52,68 @@ def test_a_page_whose_last_line_is_cut_off_is_not_taken_for_entries() -> None:
     client, _ = client_of(5, unended=True)
     with pytest.raises(LedgerUnreachable, match="did not end its last line"):
         list(client.log(page_size=3, ahead=2))
+
+
+def busy_ledger(
+    busy_answers: int, *, retry_after: str | None = "3"
+) -> tuple[AuditClient, list[str], list[float]]:
+    """A client of a ledger that answers 503 `busy_answers` times, then the reconciliation."""
+    asked: list[str] = []
+    slept: list[float] = []
+    heard: list[str] = []
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        if len(asked) <= busy_answers:
+            headers = {"Retry-After": retry_after} if retry_after is not None else {}
+            problem = {"status": 503, "detail": "already building 2 large answers"}
+            return httpx.Response(503, json=problem, headers=headers)
+        return httpx.Response(200, json={"violations": []})
+
+    client = AuditClient(
+        "http://ledger.test",
+        "token",
+        waiting=heard.append,
+        sleep=slept.append,
+        transport=httpx.MockTransport(serve),
+    )
+    return client, heard, slept
+
+
+def test_a_busy_ledger_is_asked_again_after_the_wait_it_names() -> None:
+    client, heard, slept = busy_ledger(2)
+    assert client.get("/audit/reconcile") == {"violations": []}
+    assert slept == [3.0, 3.0]
+    assert heard == ["/audit/reconcile: the ledger is busy; asking again in 3 s"] * 2
+
+
+def test_a_ledger_busy_for_too_long_is_reported_with_its_reason() -> None:
+    client, _, slept = busy_ledger(BUSY_ATTEMPTS)
+    with pytest.raises(LedgerUnreachable, match="answered 503: already building 2 large answers"):
+        client.get("/audit/reconcile")
+    assert len(slept) == BUSY_ATTEMPTS - 1
+
+
+@pytest.mark.parametrize("retry_after", [None, "Wed, 21 Oct 2026 07:28:00 GMT"])
+def test_a_503_without_a_wait_in_seconds_is_not_asked_again(retry_after: str | None) -> None:
+    client, _, slept = busy_ledger(1, retry_after=retry_after)
+    with pytest.raises(LedgerUnreachable, match="answered 503"):
+        client.get("/audit/reconcile")
+    assert slept == []
+
+
+def test_a_wait_asked_for_is_capped() -> None:
+    client, _, slept = busy_ledger(1, retry_after="86400")
+    client.get("/audit/reconcile")
+    assert slept == [LONGEST_WAIT_SECONDS]
+
+
+def test_an_answer_slower_than_the_timeout_says_how_to_wait_longer() -> None:
+    def serve(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    client = AuditClient("http://ledger.test", "token", 45, transport=httpx.MockTransport(serve))
+    with pytest.raises(
+        LedgerUnreachable, match=r"did not answer /audit/reconcile within 45 s \(--timeout"
+    ):
+        client.get("/audit/reconcile")
