@@ -95,20 +95,22 @@ def _method(results: Results, sizes: Sizes, cores: Cores, poll: float) -> None:
         "(its own and its contracts') by seeding deliveries, acceptances and payments "
         "in-process through the domain's commands, dated October to December 2014; then "
         "`GET /audit/budgets/{id}/flow` (the read model, the default source) by one client "
-        f"over HTTP: one warm-up request, then at least {sizes.as_of_least} and at most "
-        f"{sizes.as_of_requests} (or {sizes.measure_seconds:g} s) of them; with only a few "
-        "requests, their p99 is their slowest",
+        f"over HTTP, in {sizes.repetitions} runs, interleaved: in each, one warm-up request, "
+        f"then at least {sizes.as_of_least} and at most {sizes.as_of_requests} (or "
+        f"{sizes.measure_seconds:g} s) of them; with only a few requests, a run's p99 is its "
+        "slowest, and the median of the runs' is reported",
         "server CPU": "the CPU time the server process (the ledger; the echo app; for "
         "webhooks, the notifier) used over each run, as a share of its one core, and per "
         "unit of work",
         "feed and verification": "the same ledger after seeding, paged through at 1000 entries "
         "a page by one reader on the load core, then `ledger-audit verify` (a subprocess on "
-        "the load core) after a checkpoint was signed; entries/s = entries / wall seconds",
+        f"the load core) after a checkpoint was signed, {sizes.repetitions} times in turn; "
+        "entries/s = entries / wall seconds, the median of the runs",
         "webhooks": f"a ledger of its own with {sizes.webhook_contracts} contracts, the "
         f"notifier (poll interval {poll:g} s) and a receiver process on the load core with "
         f"{sizes.subscriptions} subscriptions to `payment.recorded`; {sizes.webhook_payments} "
         f"payments at {sizes.payments_per_second:g}/s (steady), then {sizes.webhook_payments} "
-        "at once (burst)",
+        f"at once (burst), {sizes.repetitions} times in turn",
         "memory": "VmRSS of each service process sampled four times a second from /proc, plus "
         "the kernel's VmHWM for the peak",
     }

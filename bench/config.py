@@ -21,9 +21,8 @@ class Sizes:
     # Entries the feed and verification read: at least what the as-of seeding leaves, more if
     # asked (seeded on a second budget, in the same ledger).
     feed_entries: int = 0
-    # As-of reads: runs of at least `as_of_least` and at most `as_of_requests` requests,
-    # else `measure_seconds` of them (one read of a large flow takes seconds).
-    as_of_runs: int = 1
+    # As-of reads: each of `repetitions` runs is at least `as_of_least` and at most
+    # `as_of_requests` requests, else `measure_seconds` of them (a large flow takes seconds).
     as_of_least: int = 3
     as_of_requests: int = 100
     # Webhooks: subscriptions, and payments made at `payments_per_second` to feed them.

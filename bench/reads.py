@@ -45,12 +45,13 @@ def measure_flows(
     """`GET /audit/budgets/{id}/flow`, now and as of a past date, by one client, each run.
 
     Counted by requests rather than in a time window: one read may take longer than a window.
+    Runs are interleaved, as the appends' are: each run reads every flow once.
     """
     path = f"{ledger_url}/audit/budgets/{budget_id}/flow"
     past = f"as_of={PAST.replace('+', '%2B')}"
     urls = (path, f"{path}?{past}", f"{path}?depth=contracts", f"{path}?depth=contracts&{past}")
-    for name, url in zip(flow_names(events), urls, strict=True):
-        for _ in range(sizes.as_of_runs):
+    for _ in range(sizes.repetitions):
+        for name, url in zip(flow_names(events), urls, strict=True):
             cpu, wall = server_cpu(), time.perf_counter()
             outcome = loadgen.repeat(
                 url,

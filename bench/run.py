@@ -259,17 +259,22 @@ class Run:
             def ledger_cpu() -> float:
                 return cpu_seconds(self.stack.pid("ledger"))
 
-            entries = measure_feed(self.results, self.loadgen, url, self.auditor, ledger_cpu)
-            self.results.feed_entries = entries
-            self.say(f"feed: {entries:,} entries read")
             token = self.auditor["Authorization"].split()[1]
-            done = measure_verify(
-                self.results, url, token, state, self.stack.cores.load, ledger_cpu
-            )
+            runs = []
+            for _ in range(self.sizes.repetitions):
+                entries = measure_feed(self.results, self.loadgen, url, self.auditor, ledger_cpu)
+                self.results.feed_entries = entries
+                self.say(f"feed: {entries:,} entries read")
+                done = measure_verify(
+                    self.results, url, token, state, self.stack.cores.load, ledger_cpu
+                )
+                runs.append(done)
+                self.say(f"verify: {done.output}")
+            # Every run must have verified; the first that did not is the one to read.
+            told = next((done for done in runs if not done.ok), runs[-1])
             self.results.checks.append(
-                Check("ledger-audit verify (the main ledger)", done.ok, done.output)
+                Check("ledger-audit verify (the main ledger)", told.ok, told.output)
             )
-            self.say(f"verify: {done.output}")
 
     def webhooks(self, state: Path) -> None:
         """Benchmark 5: a small ledger of its own, the notifier, a receiver, subscriptions."""
@@ -312,6 +317,7 @@ class Run:
                     subscriptions=self.sizes.subscriptions,
                     payments=self.sizes.webhook_payments,
                     per_second=self.sizes.payments_per_second,
+                    runs=self.sizes.repetitions,
                     notifier_cpu=lambda: cpu_seconds(self.stack.pid("notifier")),
                     progress=self.say,
                 )

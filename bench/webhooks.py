@@ -142,11 +142,17 @@ def measure_webhooks(
     subscriptions: int,
     payments: int,
     per_second: float,
+    runs: int,
     notifier_cpu: Callable[[], float],
     progress: Callable[[str], None],
 ) -> None:
-    """The steady part, then the burst, each into its row of `results`."""
-    for part, tag, rate in (("steady", "HS", per_second), ("burst", "HB", None)):
+    """The steady part, then the burst, each into its row of `results`, `runs` times in turn."""
+    parts = [
+        (part, f"{prefix}{run}", rate)
+        for run in range(runs)
+        for part, prefix, rate in (("steady", "HS", per_second), ("burst", "HB", None))
+    ]
+    for part, tag, rate in parts:
         before = receiver.arrived()
         offered = f"{per_second * subscriptions:,.0f} deliveries/s offered" if rate else "at once"
         progress(f"webhooks, {part}: {payments} payments x {subscriptions} subscriptions")
