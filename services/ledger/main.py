@@ -31,6 +31,7 @@ from services.ledger.api import (
 from services.ledger.application import LedgerApplication
 from services.ledger.audit.background import in_background
 from services.ledger.audit.checkpoints import Checkpointer, checkpointing
+from services.ledger.audit.flow_answers import KeptAnswers
 from services.ledger.audit.flow_model import FlowModel
 from services.ledger.catalog import HttpCatalog
 from services.ledger.metrics import observe_ledger
@@ -84,7 +85,9 @@ def create_app(settings: LedgerSettings | None = None, auth: AuthSettings | None
         app.state.checkpointer = Checkpointer.from_settings(ledger, settings)
         app.state.flow_model = FlowModel(ledger)
         app.state.large_reads = Gate(settings.large_reads, settings.large_read_wait_seconds)
-        observe_ledger(app.state.metrics, ledger, app.state.flow_model)
+        mib = settings.flow_answers_mib
+        app.state.flow_answers = KeptAnswers(mib * 2**20) if mib else None
+        observe_ledger(app.state.metrics, ledger, app.state.flow_model, app.state.flow_answers)
         # Idempotency-Key answers are kept beside the events, in the ledger's own database.
         engine = async_engine(settings.database_url)
         try:

@@ -17,6 +17,7 @@ from prometheus_client.metrics_core import Metric
 from services.common.observability import Metrics
 from services.common.sql import now_utc
 from services.ledger.application.base import LedgerBase
+from services.ledger.audit.flow_answers import KeptAnswers
 from services.ledger.audit.flow_model import FlowModel
 
 
@@ -32,6 +33,7 @@ def observe_ledger(
     metrics: Metrics,
     ledger: LedgerBase,
     flow_model: FlowModel,
+    flow_answers: KeptAnswers | None = None,
     *,
     clock: Callable[[], datetime] = now_utc,
 ) -> None:
@@ -89,6 +91,20 @@ def observe_ledger(
                 "ledger_group_commit_writes",
                 "Writes this replica committed; over transactions, the mean batch",
                 value=committer.stats.writes,
+            )
+        if flow_answers is not None:  # this replica's own, as it answers
+            lookups = CounterMetricFamily(
+                "ledger_flow_answer_lookups",
+                "Flow reads that looked for a kept answer: found (hit) or built (miss)",
+                labels=["outcome"],
+            )
+            lookups.add_metric(["hit"], flow_answers.hits)
+            lookups.add_metric(["miss"], flow_answers.misses)
+            yield lookups
+            yield GaugeMetricFamily(
+                "ledger_flow_answers_kept_bytes",
+                "Bytes of flow answers this replica keeps between reads",
+                value=flow_answers.size,
             )
         if reading.checkpoint_taken_at is not None:  # no age before the first checkpoint
             yield GaugeMetricFamily(

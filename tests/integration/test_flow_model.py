@@ -139,7 +139,9 @@ async def test_a_model_kept_by_an_earlier_version_is_derived_again(
     assert upgraded.catch_up() == await head(ledger)
     assert await answer(ledger, story.budget_id) == before
     await assert_same_as_replay(ledger, story.budget_id)
-    assert [r["name"] for r in rows._rows(f"SELECT name FROM {read_models}")] == [MODEL_NAME]
+    names = {r["name"] for r in rows._rows(f"SELECT name FROM {read_models}")}
+    assert MODEL_NAME in names
+    assert "budget-flow" not in names
     with pytest.raises(Exception, match=RETIRED_FLOW_MOVES_TABLE):
         rows._rows(f"SELECT * FROM {retired}")
 

@@ -102,3 +102,18 @@ async def test_the_refusal_and_when_to_retry_are_documented(ledger: httpx.AsyncC
         assert busy["content"]["application/problem+json"]["schema"] == {
             "$ref": "#/components/schemas/Problem"
         }, path
+
+
+async def test_a_whole_flow_kept_from_an_earlier_read_needs_no_slot(
+    ledger_app: FastAPI, ledger: httpx.AsyncClient, parties: Parties
+) -> None:
+    budget_id = await a_budget_with_a_contract(ledger, parties)
+    flow = f"/audit/budgets/{budget_id}/flow"
+    first = await ledger.get(flow, headers=AUDITOR)
+    gate: Gate = ledger_app.state.large_reads
+    async with gate.slot("a read the test holds"):
+        kept = await ledger.get(flow, headers=AUDITOR)
+        assert kept.status_code == 200, kept.text
+        assert kept.content == first.content
+        fresh = await ledger.get(flow, headers={**AUDITOR, "Cache-Control": "no-cache"})
+        assert fresh.status_code == 503, fresh.text

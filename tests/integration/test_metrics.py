@@ -42,6 +42,9 @@ async def test_the_ledger_shows_its_appends_its_followers_and_its_checkpoints_ag
     assert writes is not None
     assert transactions is not None
     assert 0 < transactions <= writes
+    # No flow read yet: nothing looked for, nothing kept.
+    assert sample(text, "ledger_flow_answer_lookups_total", outcome="hit") == 0
+    assert sample(text, "ledger_flow_answers_kept_bytes") == 0
     age = sample(text, "ledger_checkpoint_age_seconds")
     assert age is not None
     assert 0 <= age < 60
@@ -49,6 +52,22 @@ async def test_the_ledger_shows_its_appends_its_followers_and_its_checkpoints_ag
     routes = [line for line in text.splitlines() if line.startswith("http_requests_total{")]
     assert any('route="/contracts/{contract_id}/payments"' in line for line in routes)
     assert not any(parties.street_office_id in line for line in routes)
+
+
+async def test_the_ledger_shows_how_often_a_kept_flow_answer_was_found(
+    ledger: httpx.AsyncClient, parties: Parties
+) -> None:
+    await tell_the_story(ledger, parties)
+    budget = ok(await ledger.get("/budgets", headers=AUDITOR), 200)["items"][0]["id"]
+    for _ in range(3):
+        answer = await ledger.get(f"/audit/budgets/{budget}/flow", headers=AUDITOR)
+    text = (await ledger.get("/metrics")).text
+    assert sample(text, "ledger_flow_answer_lookups_total", outcome="miss") == 1
+    assert sample(text, "ledger_flow_answer_lookups_total", outcome="hit") == 2
+    # What is kept is the budget's part of the answer: all of it but the terms around it.
+    kept = sample(text, "ledger_flow_answers_kept_bytes")
+    assert kept is not None
+    assert 0 < kept < len(answer.content)
 
 
 async def test_the_notifier_shows_its_feeds_and_its_queue(

@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Annotated, TypeVar
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from proto.actor import Actor
 from proto.audit import BudgetFlow
 from services.common.auth import Authenticated, CurrentActor
 from services.common.problems import PROBLEM_JSON, PROBLEM_RESPONSES
 from services.ledger.api.deps import AsOf, KnownAt, Ledger
 from services.ledger.api.large_reads import large_reads, with_busy_answer
-from services.ledger.audit.flow import FlowDepth, FlowSource, budget_flow
+from services.ledger.application import LedgerApplication
+from services.ledger.audit.flow import (
+    FlowDepth,
+    FlowSource,
+    budget_flow,
+    built_flow,
+    flow_terms,
+    kept_flow,
+)
+from services.ledger.audit.flow_answers import KeptAnswers
 from services.ledger.audit.flow_csv import flow_csv
 from services.ledger.audit.flow_model import FlowModel
 from services.ledger.audit.flow_tree import FlowAnswer
 
 CSV = "text/csv"
+T = TypeVar("T")
 
 # Problems are documented per route: on a CSV route FastAPI would list them as text/csv too.
 router = APIRouter(dependencies=[Authenticated], prefix="/audit", tags=["audit"])
@@ -75,35 +89,57 @@ Depth = Annotated[
 ]
 
 
-async def read_flow(
-    request: Request,
+@dataclass(frozen=True)
+class FlowAsked:
+    """What a caller asked of a budget's flow."""
+
+    budget_id: UUID
+    caller: Actor
+    known_at: int | datetime | None
+    as_of: datetime | None
+    source: FlowSource
+    depth: FlowDepth
+
+    @property
+    def large(self) -> bool:
+        """Whether building it takes a large-read slot: a whole flow, or any replayed one."""
+        return self.source == "replay" or self.depth == "all"
+
+
+def flow_asked(
     budget_id: UUID,
-    ledger: Ledger,
     caller: CurrentActor,
     known_at: KnownAt,
     as_of: AsOf = None,
     source: Source = "read-model",
     depth: Depth = "all",
-) -> AsyncIterator[FlowAnswer]:
-    """The flow both routes answer with, from the source asked for, to the depth asked for.
+) -> FlowAsked:
+    """The terms both routes answer on."""
+    return FlowAsked(budget_id, caller, known_at, as_of, source, depth)
 
-    A whole or replayed flow holds a large-read slot until its answer is written.
-    """
-    model: FlowModel | None = request.app.state.flow_model if source == "read-model" else None
 
-    def read() -> FlowAnswer:
-        return budget_flow(
-            ledger, budget_id, by=caller, as_of=as_of, known_at=known_at, model=model, depth=depth
-        )
+Asked = Annotated[FlowAsked, Depends(flow_asked)]
 
-    if model is not None and depth == "contracts":
-        yield await run_in_threadpool(read)
-        return
+
+async def _built(request: Request, asked: FlowAsked, build: Callable[[], T]) -> T:
+    """`build()` on a worker thread, holding a large-read slot if the flow asked is large."""
+    if not asked.large:
+        return await run_in_threadpool(build)
     async with large_reads(request).slot("a budget's whole flow"):
-        yield await run_in_threadpool(read)
+        return await run_in_threadpool(build)
 
 
-Flow = Annotated[FlowAnswer, Depends(read_flow)]
+def _fresh(cache_control: str | None) -> bool:
+    return "no-cache" in (part.strip().lower() for part in (cache_control or "").split(","))
+
+
+CacheControl = Annotated[
+    str | None,
+    Header(
+        description="`no-cache`: build the answer afresh from the read model, rather than "
+        "answer with one kept from an earlier read while the budget is unchanged"
+    ),
+]
 
 
 # The answer is written from the tree, not validated model by model: a whole flow has tens of
@@ -114,9 +150,43 @@ Flow = Annotated[FlowAnswer, Depends(read_flow)]
     response_model=BudgetFlow,
     responses=with_busy_answer(PROBLEM_RESPONSES),
 )
-def get_budget_flow(flow: Flow) -> Response:
+async def get_budget_flow(
+    request: Request, asked: Asked, ledger: Ledger, cache_control: CacheControl = None
+) -> Response:
     """Trace a budget's money to allocations, contracts, grants, deliveries and payments."""
-    return Response(flow.json(), media_type="application/json")
+    if asked.source == "replay":
+        flow = await _built(request, asked, partial(_replayed, ledger, asked))
+        return Response(flow.json(), media_type="application/json")
+    model: FlowModel = request.app.state.flow_model
+    kept: KeptAnswers | None = request.app.state.flow_answers
+    terms = await run_in_threadpool(
+        partial(
+            flow_terms,
+            ledger,
+            model,
+            asked.budget_id,
+            by=asked.caller,
+            as_of=asked.as_of,
+            known_at=asked.known_at,
+            depth=asked.depth,
+        )
+    )
+    written = None if kept is None or _fresh(cache_control) else kept_flow(terms, kept)
+    if written is None:
+        written = await _built(request, asked, partial(built_flow, ledger, model, terms, kept))
+    return Response(written, media_type="application/json")
+
+
+def _replayed(ledger: LedgerApplication, asked: FlowAsked) -> FlowAnswer:
+    return budget_flow(
+        ledger,
+        asked.budget_id,
+        by=asked.caller,
+        as_of=asked.as_of,
+        known_at=asked.known_at,
+        model=None,
+        depth=asked.depth,
+    )
 
 
 @router.get(
@@ -125,9 +195,21 @@ def get_budget_flow(flow: Flow) -> Response:
     response_class=CsvResponse,
     responses=_CSV_RESPONSES,
 )
-def export_budget_flow_csv(flow: Flow) -> CsvResponse:
+async def export_budget_flow_csv(request: Request, asked: Asked, ledger: Ledger) -> CsvResponse:
     """Export a budget's funding flow as CSV for spreadsheets, one row per node."""
-    name = f"budget-{flow.budget_id}-flow-at-{flow.position}.csv"
-    return CsvResponse(
-        flow_csv(flow), headers={"Content-Disposition": f'attachment; filename="{name}"'}
-    )
+    model: FlowModel | None = request.app.state.flow_model if asked.source == "read-model" else None
+
+    def export() -> tuple[str, str]:
+        flow = budget_flow(
+            ledger,
+            asked.budget_id,
+            by=asked.caller,
+            as_of=asked.as_of,
+            known_at=asked.known_at,
+            model=model,
+            depth=asked.depth,
+        )
+        return f"budget-{flow.budget_id}-flow-at-{flow.position}.csv", flow_csv(flow)
+
+    name, text = await _built(request, asked, export)
+    return CsvResponse(text, headers={"Content-Disposition": f'attachment; filename="{name}"'})

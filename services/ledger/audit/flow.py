@@ -9,7 +9,7 @@ themselves; either way the tree is grown from them (services/ledger/audit/flow_t
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 from uuid import UUID
@@ -20,9 +20,10 @@ from services.common.permissions import require_role
 from services.ledger.application import LedgerApplication
 from services.ledger.application.access import OVERSEERS
 from services.ledger.application.base import KnownAt, Page
+from services.ledger.audit.flow_answers import AnswerKey, KeptAnswers
 from services.ledger.audit.flow_model import FlowModel
 from services.ledger.audit.flow_nodes import NodeKind, NodeState, node_key, nodes_of
-from services.ledger.audit.flow_tree import FlowAnswer, grow
+from services.ledger.audit.flow_tree import FlowAnswer, grow, written_answer
 from services.ledger.domain.errors import NotFound
 
 FlowSource = Literal["read-model", "replay"]
@@ -131,3 +132,62 @@ def budget_flow(
         source="replay" if model is None else "read-model",
         budget=tree,
     )
+
+
+@dataclass(frozen=True)
+class FlowTerms:
+    """What one read of a budget's flow from the read model answers on."""
+
+    budget_id: UUID
+    by: Actor
+    as_of: datetime | None
+    depth: FlowDepth
+    position: int
+    key: AnswerKey | None
+    """What the answer depends on; None when nothing of the budget is recorded (a 404 to be)."""
+
+
+def flow_terms(
+    ledger: LedgerApplication,
+    model: FlowModel,
+    budget_id: UUID,
+    *,
+    by: Actor,
+    as_of: datetime | None,
+    known_at: KnownAt | None,
+    depth: FlowDepth,
+) -> FlowTerms:
+    """The terms of a read-model flow, brought up to its position; for overseers only."""
+    require_role(by, OVERSEERS, "read a budget's funding flow")
+    position = reflected_position(ledger, known_at)
+    model.catch_up(position)
+    change = model.rows.last_change(budget_id, position)
+    key = None if change is None else AnswerKey(budget_id, depth, as_of, *change)
+    return FlowTerms(budget_id, by, as_of, depth, position, key)
+
+
+def kept_flow(terms: FlowTerms, kept: KeptAnswers) -> bytes | None:
+    """The flow's JSON from an answer kept on the same terms, if there is one."""
+    written = None if terms.key is None else kept.get(terms.key)
+    if written is None:
+        return None
+    return written_answer(terms.budget_id, terms.position, terms.as_of, "read-model", written)
+
+
+def built_flow(
+    ledger: LedgerApplication, model: FlowModel, terms: FlowTerms, kept: KeptAnswers | None
+) -> bytes:
+    """The flow's JSON built from the read model, and kept for the next read on its terms."""
+    flow = budget_flow(
+        ledger,
+        terms.budget_id,
+        by=terms.by,
+        as_of=terms.as_of,
+        known_at=terms.position,
+        model=model,
+        depth=terms.depth,
+    )
+    written = flow.budget_json()
+    if kept is not None and terms.key is not None:
+        kept.put(terms.key, written)
+    return written_answer(terms.budget_id, terms.position, terms.as_of, flow.source, written)

@@ -143,6 +143,24 @@ def grow(nodes: Mapping[str, NodeState], root_key: str) -> Branch:
     return branch(nodes[root_key])
 
 
+def _head(budget_id: UUID, position: int, as_of: datetime | None, source: str) -> dict[str, Any]:
+    return {
+        "budget_id": str(budget_id),
+        "position": position,
+        "as_of": wire_time(as_of.isoformat()) if as_of else None,
+        "source": source,
+    }
+
+
+def written_answer(
+    budget_id: UUID, position: int, as_of: datetime | None, source: str, budget: bytes
+) -> bytes:
+    """A flow answer's JSON around its budget's, as `BudgetFlow` would write it."""
+    return b"".join(
+        [to_json(_head(budget_id, position, as_of, source))[:-1], b',"budget":', budget, b"}"]
+    )
+
+
 @dataclass(frozen=True)
 class FlowAnswer:
     """A budget's flow as one answer: the tree, and the terms it answers on."""
@@ -153,19 +171,17 @@ class FlowAnswer:
     source: str
     budget: Branch
 
-    def _head(self) -> dict[str, Any]:
-        return {
-            "budget_id": str(self.budget_id),
-            "position": self.position,
-            "as_of": wire_time(self.as_of.isoformat()) if self.as_of else None,
-            "source": self.source,
-        }
-
     def model(self) -> BudgetFlow:
         """The answer as a validated model."""
-        return BudgetFlow.model_validate({**self._head(), "budget": self.budget.model()})
+        head = _head(self.budget_id, self.position, self.as_of, self.source)
+        return BudgetFlow.model_validate({**head, "budget": self.budget.model()})
+
+    def budget_json(self) -> bytes:
+        """The budget's part of the answer: the whole tree's JSON."""
+        return b"".join(self.budget.json_chunks())
 
     def json(self) -> bytes:
         """The answer's JSON, byte for byte what its model would write."""
-        head = to_json(self._head())[:-1]
-        return b"".join([head, b',"budget":', *self.budget.json_chunks(), b"}"])
+        return written_answer(
+            self.budget_id, self.position, self.as_of, self.source, self.budget_json()
+        )

@@ -22,6 +22,9 @@ from services.ledger.store.recorders import (
 # The name changes with the model's tables: a database kept by an earlier version has the model
 # under an earlier name, and this one is derived afresh from the feed.
 MODEL_NAME = "budget-flow-2"
+# Counts the times the model's rows were cleared to be derived again (in the `position`
+# column), so that answers kept from before are not taken for the model's.
+_REBUILDS = f"{MODEL_NAME} rebuilds"
 _RETIRED_MODEL_NAMES = ("budget-flow",)
 _RECORD_COLUMNS = (
     "position, seq, budget_id, node_key, kind, parent_key, created, occurred_at, state, details"
@@ -263,9 +266,34 @@ class FlowRows(LedgerSql):
                 [MODEL_NAME],
             )
 
+    def last_change(self, budget_id: UUID, position: int) -> tuple[int, int] | None:
+        """(the last position at or before `position` that changed anything of the budget's
+        flow, how many times the model was rebuilt); None when nothing of it is recorded."""
+        budget = str(budget_id)
+        rows = self._rows(
+            "SELECT (SELECT max(position) FROM "
+            f"{self._table(FLOW_RECORDS_TABLE)} WHERE budget_id = ? AND position <= ?) AS made, "
+            f"(SELECT max(position) FROM {self._table(FLOW_DELTAS_TABLE)} "
+            "WHERE budget_id = ? AND position <= ?) AS moved, "
+            f"(SELECT position FROM {self._table(READ_MODELS_TABLE)} WHERE name = ?) AS rebuilds",
+            (budget, position, budget, position, _REBUILDS),
+        )
+        made, moved, rebuilds = rows[0]["made"], rows[0]["moved"], rows[0]["rebuilds"]
+        if made is None:
+            return None
+        return max(int(made), int(moved or 0)), int(rebuilds or 0)
+
     def _clear(self, cursor: Any) -> None:
         for table in (FLOW_RECORDS_TABLE, FLOW_DELTAS_TABLE, FLOW_TOTALS_TABLE):
             cursor.execute(f"DELETE FROM {self._table(table)}")
+        read_models = self._table(READ_MODELS_TABLE)
+        cursor.execute(
+            self._sql(
+                f"INSERT INTO {read_models} (name, position) VALUES (?, 1) ON CONFLICT (name) "
+                f"DO UPDATE SET position = {read_models}.position + 1"
+            ),
+            [_REBUILDS],
+        )
 
     def _filter(
         self,

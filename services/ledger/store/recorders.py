@@ -186,6 +186,8 @@ _FLOW_DELTAS_COLUMNS = (
 # (table, its index's name suffix, the indexed columns)
 _FLOW_INDEXES = (
     (FLOW_RECORDS_TABLE, "by_budget", "budget_id, kind, position"),
+    # A budget's last change, for the flow answers kept (services/ledger/audit/flow_answers.py).
+    (FLOW_RECORDS_TABLE, "by_budget_position", "budget_id, position"),
     (FLOW_DELTAS_TABLE, "by_budget", "budget_id, position"),
 )
 # A node's totals after each move that changed a figure, keyed (and so found) in business time

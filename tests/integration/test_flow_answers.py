@@ -1,0 +1,152 @@
+"""Flow answers kept between reads, on SQLite and PostgreSQL: a kept answer is always the one a
+fresh build gives, at every position and date; a change to the budget, or a rebuild of the read
+model, puts it aside; a change to another budget does not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from services.ledger.audit.flow_answers import KeptAnswers
+from tests.support.actors import AUDITOR
+from tests.support.catalog import Parties
+from tests.support.ledger_api import (
+    allocate,
+    cny,
+    deliver,
+    ok,
+    open_budget,
+    sign_contract,
+    street_of,
+)
+
+pytestmark = pytest.mark.asyncio
+
+FRESH = {**AUDITOR, "Cache-Control": "no-cache"}
+DATES = (None, "2014-05-31T23:59:59+08:00", "2014-12-31T23:59:59+08:00")
+
+
+async def head(ledger: httpx.AsyncClient) -> int:
+    position: int = ok(await ledger.get("/events", params={"limit": 1}, headers=AUDITOR), 200)[
+        "head"
+    ]
+    return position
+
+
+async def a_paid_contract(ledger: httpx.AsyncClient, parties: Parties) -> dict[str, Any]:
+    """A budget, an allocation and a contract, delivered, accepted and paid; the contract."""
+    budget = await open_budget(ledger, "100000.00")
+    allocation = await allocate(ledger, budget["id"], "50000.00", parties.street_office_id)
+    contract = await sign_contract(ledger, budget["id"], allocation, "20000.00", parties)
+    path, street = f"/contracts/{contract['id']}", street_of(contract)
+    activation = {"occurred_at": "2014-04-15T09:00:00+08:00"}
+    ok(await ledger.post(f"{path}/activation", json=activation, headers=street))
+    delivered = await deliver(ledger, contract, "3000.00")
+    accepted = {"occurred_at": "2014-06-05T10:00:00+08:00"}
+    ok(
+        await ledger.post(
+            f"{path}/deliveries/{delivered['id']}/acceptance", json=accepted, headers=street
+        )
+    )
+    paid = {
+        "reference": "GK-1",
+        "amount": cny("3000.00"),
+        "occurred_at": "2014-06-10T10:00:00+08:00",
+    }
+    ok(await ledger.post(f"{path}/payments", json=paid, headers=street))
+    return contract
+
+
+async def flow(
+    ledger: httpx.AsyncClient, budget_id: str, headers: dict[str, str], **params: Any
+) -> dict[str, Any]:
+    query = {key: value for key, value in params.items() if value is not None}
+    answer: dict[str, Any] = ok(
+        await ledger.get(f"/audit/budgets/{budget_id}/flow", params=query, headers=headers), 200
+    )
+    return answer
+
+
+def kept_answers(app: FastAPI) -> KeptAnswers:
+    kept: KeptAnswers = app.state.flow_answers
+    return kept
+
+
+async def test_a_kept_answer_is_the_fresh_one_at_every_position_date_and_depth(
+    ledger_app: FastAPI, ledger: httpx.AsyncClient, parties: Parties
+) -> None:
+    contract = await a_paid_contract(ledger, parties)
+    budget_id = contract["budget_id"]
+    last = await head(ledger)
+    for depth in ("all", "contracts"):
+        for as_of in DATES:
+            # Oldest first: each position's answer is kept, and serves the next positions
+            # that changed nothing of the budget.
+            for position in range(1, last + 1):
+                terms = {"known_at": str(position), "depth": depth}
+                if as_of is not None:
+                    terms["as_of"] = as_of
+                path = f"/audit/budgets/{budget_id}/flow"
+                kept = await ledger.get(path, params=terms, headers=AUDITOR)
+                fresh = await ledger.get(path, params=terms, headers=FRESH)
+                # Not yet recorded at that position, or not yet opened at that date: both 404.
+                assert kept.status_code == fresh.status_code, terms
+                assert kept.content == fresh.content, terms
+                if kept.status_code == 200:
+                    assert kept.json()["position"] == position
+    assert kept_answers(ledger_app).hits > 0
+
+
+async def test_a_change_to_the_budget_is_never_answered_with_the_answer_from_before(
+    ledger: httpx.AsyncClient, parties: Parties
+) -> None:
+    contract = await a_paid_contract(ledger, parties)
+    budget_id = contract["budget_id"]
+    before = await flow(ledger, budget_id, AUDITOR)
+    assert before == await flow(ledger, budget_id, AUDITOR)
+    await deliver(ledger, contract, "1000.00")
+    after = await flow(ledger, budget_id, AUDITOR)
+    assert after == await flow(ledger, budget_id, FRESH)
+    deliveries = [
+        node
+        for allocation in after["budget"]["children"]
+        for held in allocation["children"]
+        for node in held["children"]
+        if node["kind"] == "delivery"
+    ]
+    assert len(deliveries) == 2
+    # Read as the ledger stood before the delivery, the answer is the one from before.
+    earlier = await flow(ledger, budget_id, AUDITOR, known_at=str(before["position"]))
+    assert earlier == before
+
+
+async def test_a_change_to_another_budget_leaves_the_kept_answer_in_use(
+    ledger_app: FastAPI, ledger: httpx.AsyncClient, parties: Parties
+) -> None:
+    contract = await a_paid_contract(ledger, parties)
+    budget_id = contract["budget_id"]
+    first = await flow(ledger, budget_id, AUDITOR)
+    kept = kept_answers(ledger_app)
+    hits = kept.hits
+    other = await open_budget(ledger, "500.00")
+    await allocate(ledger, other["id"], "100.00")
+    again = await flow(ledger, budget_id, AUDITOR)
+    assert kept.hits == hits + 1
+    assert again["budget"] == first["budget"]
+    assert again["position"] == await head(ledger) > first["position"]
+
+
+async def test_a_rebuilt_read_model_is_read_afresh(
+    ledger_app: FastAPI, ledger: httpx.AsyncClient, parties: Parties
+) -> None:
+    contract = await a_paid_contract(ledger, parties)
+    budget_id = contract["budget_id"]
+    first = await flow(ledger, budget_id, AUDITOR)
+    kept = kept_answers(ledger_app)
+    misses = kept.misses
+    ledger_app.state.flow_model.rebuild()
+    assert await flow(ledger, budget_id, AUDITOR) == first
+    assert kept.misses == misses + 1
