@@ -98,7 +98,10 @@ def _method(results: Results, sizes: Sizes, cores: Cores, poll: float) -> None:
         f"over HTTP, in {sizes.repetitions} runs, interleaved: in each, one warm-up request, "
         f"then at least {sizes.as_of_least} and at most {sizes.as_of_requests} (or "
         f"{sizes.measure_seconds:g} s) of them; with only a few requests, a run's p99 is its "
-        "slowest, and the median of the runs' is reported",
+        "slowest, and the median of the runs' is reported. Each flow is read two ways: as "
+        "any caller reads it, answered from the answer kept since an earlier read while the "
+        "budget is unchanged (the warm-up's, or an earlier run's), and built afresh "
+        "(`Cache-Control: no-cache`), as the first read after a change is",
         "server CPU": "the CPU time the server process (the ledger; the echo app; for "
         "webhooks, the notifier) used over each run, as a share of its one core, and per "
         "unit of work",

@@ -23,13 +23,26 @@ PAST = "2014-11-15T23:59:59+08:00"
 FEED_PAGE = 1000  # the largest page GET /events serves
 
 
-def flow_names(events: int) -> tuple[str, ...]:
-    """The row names of the flow reads: the whole tree and to contracts, now and in the past."""
-    return tuple(
-        f"budget flow{depth}, {events:,} events behind it, {when}"
-        for depth in ("", " to contracts")
-        for when in ("now", f"as of {PAST[:10]}")
-    )
+# How each flow is asked for: answered from the one kept since an earlier read of the unchanged
+# budget (the default), or built afresh from the read model.
+_ANSWERS: tuple[tuple[str, dict[str, str]], ...] = (
+    ("kept from an earlier read", {}),
+    ("built afresh", {"Cache-Control": "no-cache"}),
+)
+
+
+def flow_reads(events: int, url: str) -> list[tuple[str, str, dict[str, str]]]:
+    """(row name, URL, extra headers) of each flow read: the whole tree and to contracts, now and
+    in the past, kept and afresh."""
+    past = f"as_of={PAST.replace('+', '%2B')}"
+    reads = []
+    for label, depth in (("", ""), (" to contracts", "depth=contracts")):
+        for answer, more in _ANSWERS:
+            for when, terms in (("now", ""), (f"as of {PAST[:10]}", past)):
+                query = "&".join(part for part in (depth, terms) if part)
+                name = f"budget flow{label}, {events:,} events behind it, {when}, {answer}"
+                reads.append((name, f"{url}?{query}" if query else url, more))
+    return reads
 
 
 def measure_flows(
@@ -47,15 +60,13 @@ def measure_flows(
     Counted by requests rather than in a time window: one read may take longer than a window.
     Runs are interleaved, as the appends' are: each run reads every flow once.
     """
-    path = f"{ledger_url}/audit/budgets/{budget_id}/flow"
-    past = f"as_of={PAST.replace('+', '%2B')}"
-    urls = (path, f"{path}?{past}", f"{path}?depth=contracts", f"{path}?depth=contracts&{past}")
+    reads = flow_reads(events, f"{ledger_url}/audit/budgets/{budget_id}/flow")
     for _ in range(sizes.repetitions):
-        for name, url in zip(flow_names(events), urls, strict=True):
+        for name, url, more in reads:
             cpu, wall = server_cpu(), time.perf_counter()
             outcome = loadgen.repeat(
                 url,
-                auditor,
+                {**auditor, **more},
                 requests=sizes.as_of_requests,
                 least=sizes.as_of_least,
                 seconds=sizes.measure_seconds,
