@@ -1,10 +1,12 @@
 """Flow answers kept between reads, on SQLite and PostgreSQL: a kept answer is always the one a
 fresh build gives, at every position and date; a change to the budget, or a rebuild of the read
-model, puts it aside; a change to another budget does not."""
+model, puts it aside; a change to another budget does not. The same terms, as an entity tag,
+answer a caller's `If-None-Match`."""
 
 from __future__ import annotations
 
 from typing import Any
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -150,3 +152,40 @@ async def test_a_rebuilt_read_model_is_read_afresh(
     ledger_app.state.flow_model.rebuild()
     assert await flow(ledger, budget_id, AUDITOR) == first
     assert kept.misses == misses + 1
+
+
+async def test_a_caller_holding_an_answer_learns_it_still_holds_without_reading_it_again(
+    ledger: httpx.AsyncClient, parties: Parties
+) -> None:
+    contract = await a_paid_contract(ledger, parties)
+    path = f"/audit/budgets/{contract['budget_id']}/flow"
+    first = await ledger.get(path, headers=AUDITOR)
+    tag = first.headers["etag"]
+    assert tag.startswith('W/"')
+    for named in (tag, f'W/"elsewhere", {tag}', tag.removeprefix("W/"), "*"):
+        unchanged = await ledger.get(path, headers={**AUDITOR, "If-None-Match": named})
+        assert unchanged.status_code == 304, named
+        assert unchanged.content == b""
+        assert unchanged.headers["etag"] == tag
+    # Another budget's change leaves this one's answer holding; only its position moves on.
+    await open_budget(ledger, "500.00")
+    assert (await ledger.get(path, headers={**AUDITOR, "If-None-Match": tag})).status_code == 304
+    # Another date, or another depth, is another answer.
+    for terms in ({"as_of": "2014-05-31T23:59:59+08:00"}, {"depth": "contracts"}):
+        another = await ledger.get(path, params=terms, headers={**AUDITOR, "If-None-Match": tag})
+        assert another.status_code == 200, terms
+        assert another.headers["etag"] != tag
+    # A change to the budget: the answer held no longer holds.
+    await deliver(ledger, contract, "1000.00")
+    changed = await ledger.get(path, headers={**AUDITOR, "If-None-Match": tag})
+    assert changed.status_code == 200
+    assert changed.headers["etag"] != tag
+    assert changed.json() == await flow(ledger, contract["budget_id"], FRESH)
+    # Only overseers learn even that much.
+    refused = await ledger.get(path, headers={**street_of(contract), "If-None-Match": "*"})
+    assert refused.status_code == 403
+    # `*` names any answer there is; a budget never recorded has none.
+    missing = await ledger.get(
+        f"/audit/budgets/{uuid4()}/flow", headers={**AUDITOR, "If-None-Match": "*"}
+    )
+    assert missing.status_code == 404

@@ -27,7 +27,7 @@ from services.ledger.audit.flow import (
     flow_terms,
     kept_flow,
 )
-from services.ledger.audit.flow_answers import KeptAnswers
+from services.ledger.audit.flow_answers import KeptAnswers, entity_tag
 from services.ledger.audit.flow_csv import flow_csv
 from services.ledger.audit.flow_model import FlowModel
 from services.ledger.audit.flow_tree import FlowAnswer
@@ -133,6 +133,20 @@ def _fresh(cache_control: str | None) -> bool:
     return "no-cache" in (part.strip().lower() for part in (cache_control or "").split(","))
 
 
+def _still_holds(if_none_match: str | None, tag: str) -> bool:
+    # RFC 9110's weak comparison: `W/` aside, the opaque tags are equal; `*` names any.
+    opaque = tag.removeprefix("W/")
+    named = (part.strip() for part in (if_none_match or "").split(","))
+    return any(part == "*" or part.removeprefix("W/") == opaque for part in named)
+
+
+IfNoneMatch = Annotated[
+    str | None,
+    Header(
+        description="The `ETag` of an answer the caller kept: answered 304, with no body, while "
+        "that answer still holds (the budget unchanged, whatever the feed's position)"
+    ),
+]
 CacheControl = Annotated[
     str | None,
     Header(
@@ -142,16 +156,35 @@ CacheControl = Annotated[
 ]
 
 
+_ETAG = {
+    "description": "A weak entity tag of the answer, the same for every answer on the same "
+    "terms while the budget is unchanged (read-model answers only)",
+    "schema": {"type": "string"},
+}
+
+
 # The answer is written from the tree, not validated model by model: a whole flow has tens of
 # thousands of nodes. Its bytes are the model's own (tests/unit/test_flow_tree.py).
 @router.get(
     "/budgets/{budget_id}/flow",
     operation_id="getBudgetFlow",
     response_model=BudgetFlow,
-    responses=with_busy_answer(PROBLEM_RESPONSES),
+    responses={
+        **with_busy_answer(PROBLEM_RESPONSES),
+        200: {"headers": {"ETag": _ETAG}},
+        304: {
+            "description": "The answer named in `If-None-Match` still holds; only the position "
+            "it reflects would differ",
+            "headers": {"ETag": _ETAG},
+        },
+    },
 )
 async def get_budget_flow(
-    request: Request, asked: Asked, ledger: Ledger, cache_control: CacheControl = None
+    request: Request,
+    asked: Asked,
+    ledger: Ledger,
+    cache_control: CacheControl = None,
+    if_none_match: IfNoneMatch = None,
 ) -> Response:
     """Trace a budget's money to allocations, contracts, grants, deliveries and payments."""
     if asked.source == "replay":
@@ -171,10 +204,14 @@ async def get_budget_flow(
             depth=asked.depth,
         )
     )
+    tag = None if terms.key is None else entity_tag(terms.key)
+    headers = None if tag is None else {"ETag": tag}
+    if tag is not None and _still_holds(if_none_match, tag):
+        return Response(status_code=304, headers=headers)
     written = None if kept is None or _fresh(cache_control) else kept_flow(terms, kept)
     if written is None:
         written = await _built(request, asked, partial(built_flow, ledger, model, terms, kept))
-    return Response(written, media_type="application/json")
+    return Response(written, media_type="application/json", headers=headers)
 
 
 def _replayed(ledger: LedgerApplication, asked: FlowAsked) -> FlowAnswer:

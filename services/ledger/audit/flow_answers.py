@@ -6,14 +6,17 @@ answer is a function of the budget, the depth, the business time asked for and t
 rows of that budget up to the position it reflects; rows of a budget are only ever added, each
 at the feed position of the event that made it. So the JSON written for one position serves
 every later position until the budget's next row, or the model's next rebuild: that is the key.
-A caller who trusts no copy asks with `Cache-Control: no-cache` and gets one built afresh.
+A caller who trusts no copy asks with `Cache-Control: no-cache` and gets one built afresh. The
+same key, as an entity tag, lets a caller that kept an earlier answer ask whether it still holds
+(`If-None-Match`, answered 304).
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import NamedTuple
 from uuid import UUID
 
@@ -26,6 +29,14 @@ class AnswerKey(NamedTuple):
     as_of: datetime | None
     last_change: int
     rebuilds: int
+
+
+def entity_tag(key: AnswerKey) -> str:
+    """A weak HTTP entity tag shared by the answers on `key`, which differ only in the position
+    each reflects; the same on every replica, being made of what the database holds."""
+    as_of = key.as_of.astimezone(UTC).isoformat() if key.as_of else ""
+    terms = f"{key.budget_id}|{key.depth}|{as_of}|{key.last_change}|{key.rebuilds}"
+    return f'W/"{hashlib.sha256(terms.encode()).hexdigest()[:32]}"'
 
 
 class KeptAnswers:
