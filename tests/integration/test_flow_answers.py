@@ -19,6 +19,7 @@ from tests.support.ledger_api import (
     allocate,
     cny,
     deliver,
+    feed_head,
     ok,
     open_budget,
     sign_contract,
@@ -29,13 +30,6 @@ pytestmark = pytest.mark.asyncio
 
 FRESH = {**AUDITOR, "Cache-Control": "no-cache"}
 DATES = (None, "2014-05-31T23:59:59+08:00", "2014-12-31T23:59:59+08:00")
-
-
-async def head(ledger: httpx.AsyncClient) -> int:
-    position: int = ok(await ledger.get("/events", params={"limit": 1}, headers=AUDITOR), 200)[
-        "head"
-    ]
-    return position
 
 
 async def a_paid_contract(ledger: httpx.AsyncClient, parties: Parties) -> dict[str, Any]:
@@ -82,7 +76,7 @@ async def test_a_kept_answer_is_the_fresh_one_at_every_position_date_and_depth(
 ) -> None:
     contract = await a_paid_contract(ledger, parties)
     budget_id = contract["budget_id"]
-    last = await head(ledger)
+    last = await feed_head(ledger)
     for depth in ("all", "contracts"):
         for as_of in DATES:
             # Oldest first: each position's answer is kept, and serves the next positions
@@ -138,7 +132,7 @@ async def test_a_change_to_another_budget_leaves_the_kept_answer_in_use(
     again = await flow(ledger, budget_id, AUDITOR)
     assert kept.hits == hits + 1
     assert again["budget"] == first["budget"]
-    assert again["position"] == await head(ledger) > first["position"]
+    assert again["position"] == await feed_head(ledger) > first["position"]
 
 
 async def test_a_rebuilt_read_model_is_read_afresh(

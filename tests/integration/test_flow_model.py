@@ -24,7 +24,7 @@ from tests.integration.test_audit_flow import story_of
 from tests.integration.test_reconcile import reconciled, tell_the_story
 from tests.support.actors import AUDITOR
 from tests.support.catalog import Parties
-from tests.support.ledger_api import ok
+from tests.support.ledger_api import feed_head
 
 pytestmark = pytest.mark.asyncio
 
@@ -49,14 +49,9 @@ async def answer(ledger: httpx.AsyncClient, budget_id: str, **params: str) -> tu
     return response.status_code, body
 
 
-async def head(ledger: httpx.AsyncClient) -> int:
-    """The feed's head."""
-    return int(ok(await ledger.get("/events", params={"limit": 1}, headers=AUDITOR), 200)["head"])
-
-
 async def assert_same_as_replay(ledger: httpx.AsyncClient, budget_id: str) -> None:
     """At every position the feed has had, and at each business time, both sources agree."""
-    for position in range(await head(ledger) + 1):
+    for position in range(await feed_head(ledger) + 1):
         for as_of in AS_OF:
             params = {"known_at": str(position)} | ({"as_of": as_of} if as_of else {})
             kept = await answer(ledger, budget_id, **params)
@@ -85,7 +80,7 @@ async def test_the_model_records_the_position_it_reflects_and_keeps_up_with_writ
     status, flow = await answer(ledger, story["budget_id"])
     assert status == 200
     # The answer reflects the head, and the model has reached it (a read brings it there).
-    assert flow["position"] == await head(ledger)
+    assert flow["position"] == await feed_head(ledger)
     assert model.position() >= flow["position"]
 
 
@@ -96,7 +91,7 @@ async def test_a_rebuilt_model_gives_the_same_answers(
     story = await story_of(ledger, parties, catalog_url)
     before = [await answer(ledger, story.budget_id, as_of=a) for a in AS_OF if a]
     before.append(await answer(ledger, story.budget_id))
-    assert model.rebuild() == await head(ledger)
+    assert model.rebuild() == await feed_head(ledger)
     after = [await answer(ledger, story.budget_id, as_of=a) for a in AS_OF if a]
     after.append(await answer(ledger, story.budget_id))
     assert after == before
@@ -112,7 +107,7 @@ async def test_two_processes_catching_up_at_once_keep_one_model(
     reached = await asyncio.gather(
         asyncio.to_thread(first.catch_up), asyncio.to_thread(second.catch_up)
     )
-    assert list(reached) == [await head(ledger)] * 2
+    assert list(reached) == [await feed_head(ledger)] * 2
     await assert_same_as_replay(ledger, story.budget_id)
 
 
@@ -136,7 +131,7 @@ async def test_a_model_kept_by_an_earlier_version_is_derived_again(
 
     upgraded = FlowModel(ledger_app.state.ledger)
     assert upgraded.position() == 0
-    assert upgraded.catch_up() == await head(ledger)
+    assert upgraded.catch_up() == await feed_head(ledger)
     assert await answer(ledger, story.budget_id) == before
     await assert_same_as_replay(ledger, story.budget_id)
     names = {r["name"] for r in rows._rows(f"SELECT name FROM {read_models}")}
@@ -193,6 +188,6 @@ async def test_an_edited_read_model_is_reported_and_mended_by_a_rebuild(
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert f"rebuilt through feed position {await head(ledger)}" in done.stdout
+    assert f"rebuilt through feed position {await feed_head(ledger)}" in done.stdout
     assert (await reconciled(ledger)).violations == []
     await assert_same_as_replay(ledger, story.budget_id)

@@ -13,10 +13,18 @@ import pytest_asyncio
 from proto.actor import Role
 from services.catalog.main import create_app as create_catalog
 from services.catalog.settings import CatalogSettings
-from tests.support.actors import AUDITOR, CIVIL_AFFAIRS, FINANCE, acting
+from tests.support.actors import CIVIL_AFFAIRS, FINANCE, acting
 from tests.support.catalog import Parties
 from tests.support.inprocess import client_for
-from tests.support.ledger_api import allocate, cny, deliver, ok, open_budget, sign_contract
+from tests.support.ledger_api import (
+    allocate,
+    cny,
+    deliver,
+    feed_head,
+    ok,
+    open_budget,
+    sign_contract,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -34,12 +42,6 @@ def keyed(caller: dict[str, str], key: str) -> dict[str, str]:
     return {**caller, "Idempotency-Key": key}
 
 
-async def head(ledger: httpx.AsyncClient) -> int:
-    """The ledger feed's last position."""
-    position: int = ok(await ledger.get("/events", headers=AUDITOR), 200)["head"]
-    return position
-
-
 async def test_a_retried_create_answers_as_the_first_and_writes_once(
     ledger: httpx.AsyncClient,
 ) -> None:
@@ -52,7 +54,7 @@ async def test_a_retried_create_answers_as_the_first_and_writes_once(
     assert again.headers["location"] == first.headers["location"]
     assert again.headers["idempotent-replayed"] == "true"
     assert "idempotent-replayed" not in first.headers
-    assert await head(ledger) == 1
+    assert await feed_head(ledger) == 1
     assert len(ok(await ledger.get("/budgets", headers=FINANCE), 200)["items"]) == 1
 
 
@@ -66,7 +68,7 @@ async def test_the_same_key_with_another_body_is_refused_and_writes_nothing(
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     assert "different request" in response.json()["detail"]
-    assert await head(ledger) == 1
+    assert await feed_head(ledger) == 1
 
 
 async def test_concurrent_identical_requests_write_once(ledger: httpx.AsyncClient) -> None:
@@ -84,7 +86,7 @@ async def test_concurrent_identical_requests_write_once(ledger: httpx.AsyncClien
         assert refused.headers["retry-after"] == "1"
         assert "still being processed" in refused.json()["detail"]
     assert len(ok(await ledger.get("/budgets", headers=FINANCE), 200)["items"]) == 1
-    assert await head(ledger) == 1
+    assert await feed_head(ledger) == 1
 
 
 async def test_keys_belong_to_their_caller(ledger: httpx.AsyncClient) -> None:
@@ -94,7 +96,7 @@ async def test_keys_belong_to_their_caller(ledger: httpx.AsyncClient) -> None:
 
     assert mine["id"] != theirs["id"]
     assert mine["holder_id"] != theirs["holder_id"]
-    assert await head(ledger) == 2
+    assert await feed_head(ledger) == 2
 
 
 async def test_a_refused_request_frees_its_key_for_the_corrected_one(
@@ -106,7 +108,7 @@ async def test_a_refused_request_frees_its_key_for_the_corrected_one(
     corrected = await ledger.post("/budgets", json=BUDGET, headers=keyed(FINANCE, "fix-me"))
 
     assert corrected.status_code == 201, corrected.text
-    assert await head(ledger) == 1
+    assert await feed_head(ledger) == 1
 
 
 async def test_a_retried_acceptance_is_replayed_not_refused_as_already_accepted(
@@ -123,13 +125,13 @@ async def test_a_retried_acceptance_is_replayed_not_refused_as_already_accepted(
     headers = keyed(parties.street, "accept-may")
 
     first = ok(await ledger.post(acceptance, json=body, headers=headers))
-    before = await head(ledger)
+    before = await feed_head(ledger)
     again = await ledger.post(acceptance, json=body, headers=headers)
     without_key = await ledger.post(acceptance, json=body, headers=parties.street)
 
     assert (again.status_code, again.json()) == (201, first)
     assert without_key.status_code == 409  # the domain's answer to a second acceptance
-    assert await head(ledger) == before
+    assert await feed_head(ledger) == before
 
 
 async def test_a_bad_key_is_a_clear_400(ledger: httpx.AsyncClient) -> None:
@@ -138,7 +140,7 @@ async def test_a_bad_key_is_a_clear_400(ledger: httpx.AsyncClient) -> None:
     assert response.status_code == 400
     assert response.headers["content-type"] == "application/problem+json"
     assert "Idempotency-Key" in response.json()["detail"]
-    assert await head(ledger) == 0
+    assert await feed_head(ledger) == 0
 
 
 @pytest_asyncio.fixture

@@ -8,7 +8,7 @@ from uuid import uuid4
 import httpx
 
 from proto.actor import Role
-from tests.support.actors import FINANCE, acting
+from tests.support.actors import AUDITOR, FINANCE, acting
 from tests.support.catalog import Parties
 
 
@@ -22,6 +22,11 @@ def ok(response: httpx.Response, *statuses: int) -> Any:
     expected = statuses or (201,)
     assert response.status_code in expected, (response.status_code, response.text)
     return response.json()
+
+
+async def feed_head(client: httpx.AsyncClient) -> int:
+    """The ledger feed's last position."""
+    return int(ok(await client.get("/events", params={"limit": 1}, headers=AUDITOR), 200)["head"])
 
 
 async def open_budget(

@@ -105,8 +105,20 @@ class FlowAsked:
         """Whether building it takes a large-read slot: a whole flow, or any replayed one."""
         return self.source == "replay" or self.depth == "all"
 
+    def built(self, ledger: LedgerApplication, model: FlowModel | None) -> FlowAnswer:
+        """The flow asked for, from `model`, or replayed if there is none."""
+        return budget_flow(
+            ledger,
+            self.budget_id,
+            by=self.caller,
+            as_of=self.as_of,
+            known_at=self.known_at,
+            model=model,
+            depth=self.depth,
+        )
 
-def flow_asked(
+
+async def flow_asked(
     budget_id: UUID,
     caller: CurrentActor,
     known_at: KnownAt,
@@ -188,7 +200,7 @@ async def get_budget_flow(
 ) -> Response:
     """Trace a budget's money to allocations, contracts, grants, deliveries and payments."""
     if asked.source == "replay":
-        flow = await _built(request, asked, partial(_replayed, ledger, asked))
+        flow = await _built(request, asked, partial(asked.built, ledger, None))
         return Response(flow.json(), media_type="application/json")
     model: FlowModel = request.app.state.flow_model
     kept: KeptAnswers | None = request.app.state.flow_answers
@@ -214,18 +226,6 @@ async def get_budget_flow(
     return Response(written, media_type="application/json", headers=headers)
 
 
-def _replayed(ledger: LedgerApplication, asked: FlowAsked) -> FlowAnswer:
-    return budget_flow(
-        ledger,
-        asked.budget_id,
-        by=asked.caller,
-        as_of=asked.as_of,
-        known_at=asked.known_at,
-        model=None,
-        depth=asked.depth,
-    )
-
-
 @router.get(
     "/budgets/{budget_id}/flow.csv",
     operation_id="exportBudgetFlowCsv",
@@ -237,15 +237,7 @@ async def export_budget_flow_csv(request: Request, asked: Asked, ledger: Ledger)
     model: FlowModel | None = request.app.state.flow_model if asked.source == "read-model" else None
 
     def export() -> tuple[str, str]:
-        flow = budget_flow(
-            ledger,
-            asked.budget_id,
-            by=asked.caller,
-            as_of=asked.as_of,
-            known_at=asked.known_at,
-            model=model,
-            depth=asked.depth,
-        )
+        flow = asked.built(ledger, model)
         return f"budget-{flow.budget_id}-flow-at-{flow.position}.csv", flow_csv(flow)
 
     name, text = await _built(request, asked, export)
