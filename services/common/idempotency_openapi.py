@@ -13,7 +13,7 @@ from services.common.idempotency import (
     REPLAYED_HEADER,
     UNSAFE_METHODS,
 )
-from services.common.problems import PROBLEM_JSON
+from services.common.problems import PROBLEM_JSON, RETRY_AFTER_HEADER
 
 _KEY_PARAMETER = {
     "name": HEADER,
@@ -38,7 +38,6 @@ _RESPONSES = {
     "409": "A request with the same Idempotency-Key is still being processed; retry shortly",
     "422": "The Idempotency-Key was already used with a different request",
 }
-_RETRY_AFTER = {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}
 _REPLAYED = {
     "description": "`true` when this is the stored response to an earlier request with this key",
     "schema": {"type": "string", "enum": ["true"]},
@@ -66,7 +65,9 @@ def document_idempotency(openapi_schema: dict[str, Any]) -> None:
                     response = copy.deepcopy(template)
                     response.pop("headers", None)
                     responses[status] = {**response, "description": description}
-            responses["409"].setdefault("headers", {}).setdefault("Retry-After", dict(_RETRY_AFTER))
+            responses["409"].setdefault("headers", {}).setdefault(
+                "Retry-After", copy.deepcopy(RETRY_AFTER_HEADER)
+            )
             for status, response in responses.items():
                 if str(status)[:1] == "2":
                     response.setdefault("headers", {}).setdefault(

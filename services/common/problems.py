@@ -25,6 +25,11 @@ PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "urn:community-ledger:problem:"
 
 # Shown in OpenAPI for the error statuses endpoints can answer.
+# The header a 409 or 503 sends when the caller should come back, as OpenAPI documents it.
+RETRY_AFTER_HEADER: dict[str, Any] = {
+    "description": "Seconds to wait before retrying",
+    "schema": {"type": "integer"},
+}
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": description}
     for status, description in {

@@ -1,8 +1,8 @@
 """Reads that build their whole answer in memory take one of `LEDGER_LARGE_READS` slots.
 
 A budget's whole flow (as JSON or CSV, read or replayed) and a reconciliation of the ledger do;
-a flow read to its contracts stays small and takes none. The gate itself is
-services/common/gate.py.
+a flow read to its contracts stays small, and one answered from a kept answer is built by no
+one, so neither takes a slot. The gate itself is services/common/gate.py.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 from fastapi import Request
 
 from services.common.gate import Gate
+from services.common.problems import RETRY_AFTER_HEADER
 
-_RETRY_AFTER = {"description": "Seconds to wait before asking again", "schema": {"type": "integer"}}
 _BUSY = (
     "The ledger is already building as many large answers as it allows (`LEDGER_LARGE_READS`) "
     "and none finished within `LEDGER_LARGE_READ_WAIT_SECONDS`; ask again after `Retry-After` "
@@ -44,5 +44,5 @@ def with_busy_answer(responses: dict[int | str, dict[str, Any]]) -> dict[int | s
     documented = copy.deepcopy(responses)
     busy = documented[503]
     busy["description"] = _BUSY
-    busy["headers"] = {"Retry-After": _RETRY_AFTER}
+    busy["headers"] = {"Retry-After": copy.deepcopy(RETRY_AFTER_HEADER)}
     return documented
