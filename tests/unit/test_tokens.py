@@ -182,6 +182,63 @@ def test_an_expired_token_is_refused() -> None:
     assert "expired" in refusal(development_verifier(), token).lower()
 
 
+# Tokens verified before ------------------------------------------------------------------------
+
+
+def test_a_token_verified_once_is_refused_once_it_expires() -> None:
+    now = time.time()
+    clock = [now]
+    verifier = TokenVerifier(AuthSettings(), clock=lambda: clock[0])
+    token = hs256(sub="kept-desk", exp=int(now) + 60)
+    first = verifier.verify(token)
+
+    clock[0] = now + 60 + 29  # within the leeway for clock skew still
+    assert verifier.verify(token) == first
+    clock[0] = now + 60 + 31
+
+    assert "expired" in refusal(verifier, token).lower()
+
+
+def test_a_token_verified_before_is_not_checked_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    verifier = development_verifier()
+    token = hs256(sub="busy-desk")
+    first = verifier.verify(token)
+    decoded: list[str] = []
+    decode = jwt.decode
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        decoded.append(args[0])
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counted)
+
+    assert verifier.verify(token) == first
+    assert decoded == []
+    # Another token of the same caller is a token of its own: its signature is checked.
+    assert verifier.verify(hs256(sub="busy-desk", iat=int(time.time()) - 1)) == first
+    assert len(decoded) == 1
+
+
+def test_a_token_like_one_verified_before_but_signed_otherwise_is_refused() -> None:
+    verifier = development_verifier()
+    token = hs256(sub="kept-desk")
+    verifier.verify(token)
+    forged = hs256(secret="a-secret-of-32-bytes-or-more-the-ledger-never-had", sub="kept-desk")
+
+    assert "not signed by a key this service trusts" in refusal(verifier, forged)
+
+
+def test_the_tokens_kept_verified_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auth, "VERIFIED_TOKENS_KEPT", 3)
+    verifier = development_verifier()
+    tokens = [hs256(sub=f"desk-{n}") for n in range(7)]
+    for token in tokens:
+        verifier.verify(token)
+
+    assert 1 <= len(verifier._verified) <= 3
+    assert [verifier.verify(t).subject for t in tokens] == [f"desk-{n}" for n in range(7)]
+
+
 def test_a_token_for_another_audience_is_refused() -> None:
     token = hs256(aud="some-other-system")
 

@@ -11,7 +11,7 @@ from services.catalog.application import Catalog
 from services.common.wire import MAX_POSITION, Moment
 
 
-def get_catalog(request: Request) -> Catalog:
+async def get_catalog(request: Request) -> Catalog:
     """The catalog built by `create_app` for this process."""
     catalog: Catalog = request.app.state.catalog
     return catalog

@@ -25,12 +25,12 @@ from services.ledger.audit.checkpoints import Checkpointer, FailureReason
 from services.ledger.store.reads import CheckpointRow
 
 
-def _overseer(caller: CurrentActor) -> Actor:
+async def _overseer(caller: CurrentActor) -> Actor:
     require_role(caller, OVERSEERS, "read the ledger's verifiable log")
     return caller
 
 
-def get_checkpointer(request: Request) -> Checkpointer:
+async def get_checkpointer(request: Request) -> Checkpointer:
     """The checkpointer built at startup for this process's ledger."""
     checkpointer: Checkpointer = request.app.state.checkpointer
     return checkpointer

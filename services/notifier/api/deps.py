@@ -10,7 +10,7 @@ from services.common.wire import MAX_POSITION
 from services.notifier.subscriptions import Subscriptions
 
 
-def get_subscriptions(request: Request) -> Subscriptions:
+async def get_subscriptions(request: Request) -> Subscriptions:
     """The use cases built at startup (`app.state.subscriptions`)."""
     subscriptions: Subscriptions = request.app.state.subscriptions
     return subscriptions
