@@ -24,7 +24,7 @@ from bench.document import render, show
 from bench.loadgen import LoadGenerator
 from bench.machine import describe, load_average
 from bench.memory import MemoryMonitor
-from bench.report import Target, fmt, targets
+from bench.report import Target, ceilings, fmt, targets
 from bench.results import Results, Row
 from bench.run import Run
 from bench.services import Cores, Stack
@@ -65,6 +65,7 @@ def _judge(results: Results, sizes: Sizes) -> tuple[list[Target], list[str]]:
             ratios.append(
                 f"{kind}, {clients_text(most)} / library alone: {on.rate / library.rate:.2f}×"
             )
+    ratios += ceilings(echo, library, most)
     return targets(results, appends=appends, echo=echo, library=library), ratios
 
 

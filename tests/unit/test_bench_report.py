@@ -10,7 +10,7 @@ import pytest
 
 from bench import document
 from bench.document import render
-from bench.report import PROFILE_PLACEHOLDER, Target, cpu_per, fmt, targets
+from bench.report import PROFILE_PLACEHOLDER, Target, ceilings, cpu_per, fmt, targets
 from bench.results import Results, Row
 from bench.stats import median, percentile
 
@@ -101,6 +101,21 @@ def test_append_targets_are_ratios_to_the_yardsticks_of_the_same_run() -> None:
     assert (versus_library.bound, versus_library.met) == (300.0, True)
     assert found["deliveries: p99"].measured == 45.0  # the median of the runs' p99s
     assert found["deliveries: p99"].met is True
+
+
+def test_the_report_says_when_an_append_target_is_beyond_the_http_stack_itself() -> None:
+    echo = _row("yardstick", "echo, 64 clients", [1000.0, 900.0, 1100.0], [60.0, 70.0, 80.0])
+    library = _row("yardstick", "library", [600.0, 550.0, 650.0])
+    beyond, queueing = ceilings(echo, library, 64)
+    assert "2× the library alone (1,200/s) is more than the trivial echo" in beyond
+    assert "(1,000 req/s, 64 clients)" in beyond
+    # 64 requests always in flight within 50 ms need 1,280 answered a second.
+    assert "needs at least 1,280 req/s" in queueing
+    assert "1.28× the echo endpoint's rate; its own p99 was 70.0 ms" in queueing
+    # A library slow enough leaves the first target within the stack's reach: nothing said.
+    slow = _row("yardstick", "library", [400.0])
+    assert [line for line in ceilings(echo, slow, 64) if "library" in line] == []
+    assert ceilings(None, library, 64) == []
 
 
 def test_every_other_section_has_its_target() -> None:
