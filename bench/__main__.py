@@ -101,8 +101,10 @@ def _method(results: Results, sizes: Sizes, cores: Cores, poll: float) -> None:
         f"{sizes.measure_seconds:g} s) of them; with only a few requests, a run's p99 is its "
         "slowest, and the median of the runs' is reported. Each flow is read two ways: as "
         "any caller reads it, answered from the answer kept since an earlier read while the "
-        "budget is unchanged (the warm-up's, or an earlier run's), and built afresh "
-        "(`Cache-Control: no-cache`), as the first read after a change is",
+        "budget is unchanged (the warm-up's, or an earlier run's); the whole tree read "
+        "first after a change to one of its contracts (a 1.00 CNY delivery recorded over "
+        "HTTP before each read, not timed, though its CPU counts in the server's); and built "
+        "afresh (`Cache-Control: no-cache`), every part of it",
         "server CPU": "the CPU time the server process (the ledger; the echo app; for "
         "webhooks, the notifier) used over each run, as a share of its one core, and per "
         "unit of work",

@@ -42,6 +42,16 @@ class Client:
 
 
 @dataclass(frozen=True)
+class Change:
+    """A write sent before each read, its answer awaited and not timed: `MARK` in the body is
+    replaced so that each one is new."""
+
+    url: str
+    headers: dict[str, str]
+    body: str
+
+
+@dataclass(frozen=True)
 class Load:
     """What to send, from how many clients, for how long; `tag` is unique per run."""
 
@@ -196,7 +206,12 @@ async def _page(base_url: str, headers: dict[str, str], limit: int) -> Paged:
 
 
 async def _repeat(
-    url: str, headers: dict[str, str], requests: int, least: int, seconds: float
+    url: str,
+    headers: dict[str, str],
+    requests: int,
+    least: int,
+    seconds: float,
+    change: Change | None,
 ) -> Outcome:
     import aiohttp
 
@@ -204,15 +219,34 @@ async def _repeat(
     statuses: Counter[int] = Counter()
     first_error = ""
     timeout = aiohttp.ClientTimeout(total=_SLOW_TIMEOUT_SECONDS)
+    tag = f"{time.time_ns():x}"
+    changed = 0
+    untimed = 0.0
+
+    async def write() -> None:
+        nonlocal changed
+        if change is None:
+            return
+        changed += 1
+        body = change.body.replace(MARK, f"{tag}-{changed}").encode()
+        async with session.post(change.url, data=body, headers=change.headers) as response:
+            answer = await response.read()
+            if not 200 <= response.status < 300:
+                raise RuntimeError(f"the change before a read failed: {answer[:300]!r}")
+
     async with aiohttp.ClientSession(timeout=timeout) as session:
         # One request first, not counted: connection set-up and whatever the server warms.
+        await write()
         async with session.get(url, headers=headers) as response:
             await response.read()
         started, cpu = time.perf_counter(), time.process_time()
         while len(latencies) < requests and (
-            len(latencies) < least or time.perf_counter() - started < seconds
+            len(latencies) < least or time.perf_counter() - started - untimed < seconds
         ):
+            before = time.perf_counter()
+            await write()
             sent = time.perf_counter()
+            untimed += sent - before
             async with session.get(url, headers=headers) as response:
                 body = await response.read()
                 status = response.status
@@ -223,7 +257,7 @@ async def _repeat(
                 first_error = first_error or f"{status}: {body[:300]!r}"
                 if statuses[status] >= least:
                     break
-        elapsed = time.perf_counter() - started
+        elapsed = time.perf_counter() - started - untimed
         cpu = time.process_time() - cpu
     answered = len(latencies)
     return Outcome(
@@ -241,9 +275,14 @@ async def _repeat(
 
 
 def _repeat_get(
-    url: str, headers: dict[str, str], requests: int, least: int, seconds: float
+    url: str,
+    headers: dict[str, str],
+    requests: int,
+    least: int,
+    seconds: float,
+    change: Change | None,
 ) -> Outcome:
-    return asyncio.run(_repeat(url, headers, requests, least, seconds))
+    return asyncio.run(_repeat(url, headers, requests, least, seconds, change))
 
 
 def _page_feed(base_url: str, headers: dict[str, str], limit: int) -> Paged:
@@ -271,11 +310,19 @@ class LoadGenerator:
         return self._pool.submit(_run, load).result()
 
     def repeat(
-        self, url: str, headers: dict[str, str], *, requests: int, least: int, seconds: float
+        self,
+        url: str,
+        headers: dict[str, str],
+        *,
+        requests: int,
+        least: int,
+        seconds: float,
+        change: Change | None = None,
     ) -> Outcome:
         """One client GETting `url` over and over, for slow reads: at least `least` requests,
-        at most `requests`, else for `seconds`."""
-        return self._pool.submit(_repeat_get, url, headers, requests, least, seconds).result()
+        at most `requests`, else for `seconds` (of reads; a `change` before each is untimed)."""
+        submitted = self._pool.submit(_repeat_get, url, headers, requests, least, seconds, change)
+        return submitted.result()
 
     def page_feed(self, base_url: str, headers: dict[str, str], limit: int) -> Paged:
         """Page through a whole feed from this process; what it read, and how fast."""

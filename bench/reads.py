@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from bench.config import Sizes
-from bench.loadgen import LoadGenerator
+from bench.loadgen import Change, LoadGenerator
 from bench.results import Results
 from bench.services import pin
 
@@ -24,24 +24,41 @@ FEED_PAGE = 1000  # the largest page GET /events serves
 
 
 # How each flow is asked for: answered from the one kept since an earlier read of the unchanged
-# budget (the default), or built afresh from the read model.
-_ANSWERS: tuple[tuple[str, dict[str, str]], ...] = (
-    ("kept from an earlier read", {}),
-    ("built afresh", {"Cache-Control": "no-cache"}),
+# budget (the default); read first after a delivery to one of its contracts, as a budget being
+# written to is (the whole tree only: read to its contracts, such a read is one built afresh);
+# or built afresh from the read model, every part of it.
+_ANSWERS: tuple[tuple[str, dict[str, str], bool], ...] = (
+    ("kept from an earlier read", {}, False),
+    ("after a change to one contract", {}, True),
+    ("built afresh", {"Cache-Control": "no-cache"}, False),
 )
 
 
-def flow_reads(events: int, url: str) -> list[tuple[str, str, dict[str, str]]]:
-    """(row name, URL, extra headers) of each flow read: the whole tree and to contracts, now and
-    in the past, kept and afresh."""
+@dataclass(frozen=True)
+class FlowRead:
+    """One way of reading a flow: its row name, URL, extra headers, and whether a delivery to
+    one of the budget's contracts goes before each read."""
+
+    name: str
+    url: str
+    headers: dict[str, str]
+    after_change: bool
+
+
+def flow_reads(events: int, url: str) -> list[FlowRead]:
+    """Each flow read: the whole tree and to contracts, now and in the past, kept, after a
+    change and afresh."""
     past = f"as_of={PAST.replace('+', '%2B')}"
     reads = []
     for label, depth in (("", ""), (" to contracts", "depth=contracts")):
-        for answer, more in _ANSWERS:
+        for answer, more, after_change in _ANSWERS:
+            if after_change and depth:
+                continue
             for when, terms in (("now", ""), (f"as of {PAST[:10]}", past)):
                 query = "&".join(part for part in (depth, terms) if part)
                 name = f"budget flow{label}, {events:,} events behind it, {when}, {answer}"
-                reads.append((name, f"{url}?{query}" if query else url, more))
+                full = f"{url}?{query}" if query else url
+                reads.append(FlowRead(name, full, more, after_change))
     return reads
 
 
@@ -54,6 +71,7 @@ def measure_flows(
     auditor: dict[str, str],
     events: int,
     server_cpu: Callable[[], float],
+    change: Change,
 ) -> None:
     """`GET /audit/budgets/{id}/flow`, now and as of a past date, by one client, each run.
 
@@ -62,15 +80,17 @@ def measure_flows(
     """
     reads = flow_reads(events, f"{ledger_url}/audit/budgets/{budget_id}/flow")
     for _ in range(sizes.repetitions):
-        for name, url, more in reads:
+        for read in reads:
             cpu, wall = server_cpu(), time.perf_counter()
             outcome = loadgen.repeat(
-                url,
-                {**auditor, **more},
+                read.url,
+                {**auditor, **read.headers},
                 requests=sizes.as_of_requests,
                 least=sizes.as_of_least,
                 seconds=sizes.measure_seconds,
+                change=change if read.after_change else None,
             )
+            name = read.name
             row = results.row("as-of", name, "req/s")
             row.server_cpu.append((server_cpu() - cpu) / (time.perf_counter() - wall))
             row.add(outcome.rate, outcome.p50_ms, outcome.p99_ms)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ from bench import seed as seeding
 from bench.appends import Mode, measure_appends
 from bench.config import Sizes
 from bench.library import Library
-from bench.loadgen import LoadGenerator
+from bench.loadgen import MARK, Change, LoadGenerator
 from bench.machine import load_average
 from bench.memory import MemoryMonitor
 from bench.reads import measure_feed, measure_flows, measure_verify, sign_checkpoint, verify
@@ -24,8 +25,9 @@ from bench.receiver import Receiver
 from bench.results import Check, Results
 from bench.services import Stack, cpu_seconds, wait_for_followers, wait_until_answers
 from bench.webhooks import measure_webhooks, subscribe, wait_for_notifier
-from bench.world import ContractRef, World, load_world, prepay
+from bench.world import ContractRef, World, delivery_body, load_world, prepay
 from demo.api import Api
+from proto.actor import Role
 from services.ledger.application import LedgerApplication
 from services.ledger.settings import LedgerSettings
 from tests.support.processes import free_ports
@@ -237,7 +239,18 @@ class Run:
                 self.auditor,
                 behind,
                 lambda: cpu_seconds(self.stack.pid("ledger")),
+                self._a_delivery(url),
             )
+
+    def _a_delivery(self, ledger_url: str) -> Change:
+        """A delivery to the first of the budget's contracts, as its provider reports it."""
+        contract = self.deliveries[0]
+        headers = self.tokens.as_(Role.PROVIDER, contract.provider_id)
+        return Change(
+            f"{ledger_url}/contracts/{contract.id}/deliveries",
+            {**headers, "Content-Type": "application/json"},
+            json.dumps(delivery_body(f"BENCH-C-{MARK}", 100)),
+        )
 
     def _note_sizes(self, ledger: LedgerApplication) -> None:
         """How big the appends left their contracts: each write replays its contract."""

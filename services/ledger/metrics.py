@@ -98,12 +98,20 @@ def observe_ledger(
                 "Flow reads that looked for a kept answer: found (hit) or built (miss)",
                 labels=["outcome"],
             )
-            lookups.add_metric(["hit"], flow_answers.hits)
-            lookups.add_metric(["miss"], flow_answers.misses)
+            parts = CounterMetricFamily(
+                "ledger_flow_part_lookups",
+                "Whole-flow reads' lookups of the part below a contract or grant: found (hit) "
+                "or built (miss)",
+                labels=["outcome"],
+            )
+            for outcome in ("hit", "miss"):
+                lookups.add_metric([outcome], flow_answers.lookups["answer", outcome])
+                parts.add_metric([outcome], flow_answers.lookups["part", outcome])
             yield lookups
+            yield parts
             yield GaugeMetricFamily(
                 "ledger_flow_answers_kept_bytes",
-                "Bytes of flow answers this replica keeps between reads",
+                "Bytes of flow answers, and parts of them, this replica keeps between reads",
                 value=flow_answers.size,
             )
         if reading.checkpoint_taken_at is not None:  # no age before the first checkpoint

@@ -1,19 +1,24 @@
 """Flow answers kept between reads, on SQLite and PostgreSQL: a kept answer is always the one a
 fresh build gives, at every position and date; a change to the budget, or a rebuild of the read
 model, puts it aside; a change to another budget does not. The same terms, as an entity tag,
-answer a caller's `If-None-Match`."""
+answer a caller's `If-None-Match`. A whole flow is joined from parts kept below each contract
+and grant: a change to one contract builds that contract's part again, and the answer is the
+whole tree built at once, byte for byte."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from proto.actor import Actor, Role
+from services.ledger.audit.flow import budget_flow
 from services.ledger.audit.flow_answers import KeptAnswers
-from tests.support.actors import AUDITOR
+from tests.support.actors import AUDIT_OFFICE_ID, AUDITOR
 from tests.support.catalog import Parties
 from tests.support.ledger_api import (
     allocate,
@@ -183,3 +188,94 @@ async def test_a_caller_holding_an_answer_learns_it_still_holds_without_reading_
         f"/audit/budgets/{uuid4()}/flow", headers={**AUDITOR, "If-None-Match": "*"}
     )
     assert missing.status_code == 404
+
+
+def grown_whole(app: FastAPI, budget_id: str, position: int, as_of: str | None) -> bytes:
+    """The whole flow grown at once from the read model, no part kept: what a read must equal."""
+    return budget_flow(
+        app.state.ledger,
+        UUID(budget_id),
+        by=Actor(role=Role.AUDITOR, organization_id=UUID(AUDIT_OFFICE_ID), subject="auditor"),
+        as_of=None if as_of is None else datetime.fromisoformat(as_of),
+        known_at=position,
+        model=app.state.flow_model,
+        depth="all",
+    ).json()
+
+
+async def two_contracts(ledger: httpx.AsyncClient, parties: Parties) -> list[dict[str, Any]]:
+    """The paid contract's budget with a second contract, also delivered; both contracts."""
+    first = await a_paid_contract(ledger, parties)
+    allocation = {"id": first["allocation_id"], "street_office_id": first["purchaser_id"]}
+    second = await sign_contract(ledger, first["budget_id"], allocation, "10000.00", parties)
+    activation = {"occurred_at": "2014-04-20T09:00:00+08:00"}
+    path = f"/contracts/{second['id']}/activation"
+    ok(await ledger.post(path, json=activation, headers=street_of(second)))
+    await deliver(ledger, second, "500.00")
+    return [first, second]
+
+
+async def test_a_whole_flow_joined_from_kept_parts_is_the_tree_grown_at_once(
+    ledger_app: FastAPI, ledger: httpx.AsyncClient, parties: Parties
+) -> None:
+    first, _ = await two_contracts(ledger, parties)
+    budget_id = first["budget_id"]
+    await deliver(ledger, first, "700.00")
+    last = await feed_head(ledger)
+    kept = kept_answers(ledger_app)
+    for as_of in DATES:
+        # Oldest first: each contract's part is kept, and joined into later positions' answers
+        # while its contract is unchanged, whatever the other contract or the budget did.
+        for position in range(1, last + 1):
+            terms = {"known_at": str(position)} | ({"as_of": as_of} if as_of else {})
+            read = await ledger.get(
+                f"/audit/budgets/{budget_id}/flow", params=terms, headers=AUDITOR
+            )
+            if read.status_code == 200:
+                assert read.content == grown_whole(ledger_app, budget_id, position, as_of), terms
+            else:
+                assert read.status_code == 404
+    assert kept.lookups["part", "hit"] > 0
+    assert kept.lookups["part", "miss"] > 0
+
+
+async def test_a_change_to_one_contract_builds_that_contracts_part_only(
+    ledger_app: FastAPI, ledger: httpx.AsyncClient, parties: Parties
+) -> None:
+    first, second = await two_contracts(ledger, parties)
+    budget_id = first["budget_id"]
+    await flow(ledger, budget_id, AUDITOR)
+    kept = kept_answers(ledger_app)
+    before = kept.lookups.copy()
+
+    await deliver(ledger, second, "250.00")
+    after = await ledger.get(f"/audit/budgets/{budget_id}/flow", headers=AUDITOR)
+
+    assert kept.lookups["part", "hit"] == before["part", "hit"] + 1  # the first contract's
+    assert kept.lookups["part", "miss"] == before["part", "miss"] + 1  # the second's, changed
+    head = await feed_head(ledger)
+    assert after.content == grown_whole(ledger_app, budget_id, head, None)
+    deliveries = [
+        node["amount"]["amount"]
+        for allocation in after.json()["budget"]["children"]
+        for held in allocation["children"]
+        if held["id"] == second["id"]
+        for node in held["children"]
+        if node["kind"] == "delivery"
+    ]
+    assert deliveries == ["500.00", "250.00"]
+
+
+async def test_a_fresh_read_builds_every_part_again(
+    ledger_app: FastAPI, ledger: httpx.AsyncClient, parties: Parties
+) -> None:
+    first, _ = await two_contracts(ledger, parties)
+    budget_id = first["budget_id"]
+    await flow(ledger, budget_id, AUDITOR)
+    kept = kept_answers(ledger_app)
+    before = kept.lookups.copy()
+
+    fresh = await ledger.get(f"/audit/budgets/{budget_id}/flow", headers=FRESH)
+
+    assert kept.lookups == before  # nothing looked up: a fresh read trusts no copy
+    assert fresh.content == grown_whole(ledger_app, budget_id, await feed_head(ledger), None)

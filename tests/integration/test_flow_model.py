@@ -18,7 +18,7 @@ from services.ledger.store.flow_rows import MODEL_NAME
 from services.ledger.store.recorders import (
     FLOW_TOTALS_TABLE,
     READ_MODELS_TABLE,
-    RETIRED_FLOW_MOVES_TABLE,
+    RETIRED_FLOW_TABLES,
 )
 from tests.integration.test_audit_flow import story_of
 from tests.integration.test_reconcile import reconciled, tell_the_story
@@ -117,13 +117,15 @@ async def test_a_model_kept_by_an_earlier_version_is_derived_again(
     story = await story_of(ledger, parties, catalog_url)
     before = await answer(ledger, story.budget_id)
     rows = ledger_app.state.flow_model.rows
-    read_models, retired = rows._table(READ_MODELS_TABLE), rows._table(RETIRED_FLOW_MOVES_TABLE)
-    # What a database kept by the version with one table of moves holds: that table, the model
-    # under its old name at the head, and totals this version would not have written.
+    read_models = rows._table(READ_MODELS_TABLE)
+    retired = [rows._table(table) for table in RETIRED_FLOW_TABLES]
+    # What a database kept by earlier versions holds: their tables, the model under its old
+    # names at the head, and totals this version would not have written.
     for statement, params in (
         (f"DELETE FROM {read_models} WHERE name = ?", [MODEL_NAME]),
         (f"INSERT INTO {read_models} (name, position) VALUES (?, ?)", ["budget-flow", 9]),
-        (f"CREATE TABLE {retired} (position INTEGER)", []),
+        (f"INSERT INTO {read_models} (name, position) VALUES (?, ?)", ["budget-flow-2", 9]),
+        *((f"CREATE TABLE {table} (position INTEGER)", []) for table in retired),
     ):
         with rows._datastore.transaction(commit=True) as cursor:
             cursor.execute(rows._sql(statement), params)
@@ -137,8 +139,10 @@ async def test_a_model_kept_by_an_earlier_version_is_derived_again(
     names = {r["name"] for r in rows._rows(f"SELECT name FROM {read_models}")}
     assert MODEL_NAME in names
     assert "budget-flow" not in names
-    with pytest.raises(Exception, match=RETIRED_FLOW_MOVES_TABLE):
-        rows._rows(f"SELECT * FROM {retired}")
+    assert "budget-flow-2" not in names
+    for table, name in zip(retired, RETIRED_FLOW_TABLES, strict=True):
+        with pytest.raises(Exception, match=name):
+            rows._rows(f"SELECT * FROM {table}")
 
 
 def edit_behind_the_ledgers_back(model: FlowModel, statement: str, *params: str) -> None:

@@ -47,6 +47,7 @@ def moves_of(seed: int, entries: int, first: datetime = DAY_ONE) -> list[FlowMov
                     position=position,
                     seq=seq,
                     budget_id=BUDGET,
+                    stream_id=BUDGET,
                     node_key=key,
                     kind="contract",
                     parent_key=None,

@@ -64,10 +64,21 @@ async def test_the_ledger_shows_how_often_a_kept_flow_answer_was_found(
     text = (await ledger.get("/metrics")).text
     assert sample(text, "ledger_flow_answer_lookups_total", outcome="miss") == 1
     assert sample(text, "ledger_flow_answer_lookups_total", outcome="hit") == 2
-    # What is kept is the budget's part of the answer: all of it but the terms around it.
+    # The first read built the part below each contract and grant, and kept each.
+    holders = [
+        held
+        for allocation in answer.json()["budget"]["children"]
+        for held in allocation["children"]
+    ]
+    assert holders
+    assert sample(text, "ledger_flow_part_lookups_total", outcome="miss") == len(holders)
+    assert sample(text, "ledger_flow_part_lookups_total", outcome="hit") == 0
+    # What is kept is the budget's part of the answer (all of it but the terms around it), and
+    # the parts below its contracts and grants.
+    budget_part = len(answer.content) - len(answer.content.split(b'"budget":', 1)[0]) - 10
     kept = sample(text, "ledger_flow_answers_kept_bytes")
     assert kept is not None
-    assert 0 < kept < len(answer.content)
+    assert budget_part < kept < 2 * len(answer.content)
 
 
 async def test_the_notifier_shows_its_feeds_and_its_queue(

@@ -7,13 +7,22 @@ import io
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from typing import get_args
 from uuid import UUID, uuid4
 
 import pytest
 
 from proto.audit import BudgetFlow
 from services.ledger.audit.flow_csv import flow_csv
-from services.ledger.audit.flow_nodes import NodeState, commitment_key, node_key
+from services.ledger.audit.flow_nodes import (
+    DEEP_KINDS,
+    HOLDER_KINDS,
+    SHALLOW_KINDS,
+    NodeKind,
+    NodeState,
+    commitment_key,
+    node_key,
+)
 from services.ledger.audit.flow_tree import FlowAnswer, grow, wire_time
 
 BUDGET = uuid4()
@@ -111,7 +120,7 @@ def _contract(contract_id: UUID, allocation_id: UUID, accepted: int, paid: int) 
     ]
 
 
-def _answer(remaining: int = 200_00) -> FlowAnswer:
+def _nodes(remaining: int = 200_00) -> list[NodeState]:
     first, second = uuid4(), uuid4()
     nodes = [_budget(remaining), _allocation(first, 1), _allocation(second, 2)]
     nodes += _contract(uuid4(), first, 300_00, 250_00)
@@ -120,9 +129,53 @@ def _answer(remaining: int = 200_00) -> FlowAnswer:
     nodes.append(
         NodeState(commitment_key(BUDGET, uuid4()), "commitment", nodes[1].key, {}, order=(4, 0))
     )
+    return nodes
+
+
+def _answer(remaining: int = 200_00, nodes: list[NodeState] | None = None) -> FlowAnswer:
+    nodes = _nodes(remaining) if nodes is None else nodes
     tree = grow({node.key: node for node in nodes}, node_key(BUDGET, "budget", BUDGET))
     as_of = datetime(2014, 12, 31, 23, 59, 59, tzinfo=UTC)
     return FlowAnswer(BUDGET, 42, as_of, "read-model", tree)
+
+
+def test_a_tree_written_with_the_parts_below_its_holders_is_the_tree_written_whole() -> None:
+    nodes = _nodes()
+    answer = _answer(nodes=nodes)
+    holders = [b for b in answer.budget.walk() if b.kind in HOLDER_KINDS]
+    assert len(holders) == 2
+    # Each part as written below its holder alone; the tree grown without what lies below.
+    parts = {holder.node.key: holder.children_json() for holder in holders}
+    shallow = _answer(nodes=[node for node in nodes if node.kind in SHALLOW_KINDS])
+
+    whole = b"".join(answer.budget_json())
+    assert b"".join(shallow.budget_json()) != whole
+    assert b"".join(shallow.budget_json(parts)) == whole
+
+
+def test_a_large_answer_is_written_in_pieces_its_large_parts_never_copied() -> None:
+    nodes = _nodes()
+    answer = _answer(nodes=nodes)
+    shallow = _answer(nodes=[node for node in nodes if node.kind in SHALLOW_KINDS])
+    holders = [b for b in answer.budget.walk() if b.kind in HOLDER_KINDS]
+    # A part as large as a contract with hundreds of deliveries, and one small.
+    large = b",".join([holders[0].children_json()] * 2_000)
+    parts = {holders[0].node.key: large, holders[1].node.key: holders[1].children_json()}
+
+    pieces = shallow.budget_json(parts)
+
+    assert any(piece is large for piece in pieces)
+    assert len(pieces) == 3  # what comes before the large part, the part, and what follows
+    written = b"".join(pieces)
+    assert written.count(large) == 1
+    assert json.loads(written)["id"] == str(BUDGET)
+
+
+def test_every_kind_of_node_is_either_shallow_or_below_a_holder() -> None:
+    kinds = set(get_args(get_args(NodeKind)[0])) | set(get_args(get_args(NodeKind)[1]))
+    assert set(SHALLOW_KINDS) | set(DEEP_KINDS) == kinds
+    assert not set(SHALLOW_KINDS) & set(DEEP_KINDS)
+    assert set(HOLDER_KINDS) <= set(SHALLOW_KINDS)
 
 
 @pytest.mark.parametrize("remaining", [200_00, -5_01])

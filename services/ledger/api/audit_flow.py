@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -10,6 +10,7 @@ from typing import Annotated, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from proto.actor import Actor
@@ -30,7 +31,7 @@ from services.ledger.audit.flow import (
 from services.ledger.audit.flow_answers import KeptAnswers, entity_tag
 from services.ledger.audit.flow_csv import flow_csv
 from services.ledger.audit.flow_model import FlowModel
-from services.ledger.audit.flow_tree import FlowAnswer
+from services.ledger.audit.flow_tree import FlowAnswer, Written
 
 CSV = "text/csv"
 T = TypeVar("T")
@@ -141,6 +142,19 @@ async def _built(request: Request, asked: FlowAsked, build: Callable[[], T]) -> 
         return await run_in_threadpool(build)
 
 
+def _sent_in_pieces(pieces: Written, headers: dict[str, str]) -> StreamingResponse:
+    """An answer written in pieces, sent one after another rather than copied into one."""
+
+    async def each() -> AsyncIterator[bytes]:
+        for piece in pieces:
+            yield piece
+
+    length = str(sum(map(len, pieces)))
+    return StreamingResponse(
+        each(), media_type="application/json", headers={**headers, "Content-Length": length}
+    )
+
+
 def _fresh(cache_control: str | None) -> bool:
     return "no-cache" in (part.strip().lower() for part in (cache_control or "").split(","))
 
@@ -220,10 +234,13 @@ async def get_budget_flow(
     headers = None if tag is None else {"ETag": tag}
     if tag is not None and _still_holds(if_none_match, tag):
         return Response(status_code=304, headers=headers)
-    written = None if kept is None or _fresh(cache_control) else kept_flow(terms, kept)
+    fresh = _fresh(cache_control)
+    written = None if kept is None or fresh else kept_flow(terms, kept)
     if written is None:
-        written = await _built(request, asked, partial(built_flow, ledger, model, terms, kept))
-    return Response(written, media_type="application/json", headers=headers)
+        written = await _built(
+            request, asked, partial(built_flow, ledger, model, terms, kept, fresh=fresh)
+        )
+    return _sent_in_pieces(written, headers or {})
 
 
 @router.get(

@@ -22,20 +22,13 @@ from services.ledger.application.access import OVERSEERS
 from services.ledger.application.base import KnownAt, Page
 from services.ledger.audit.flow_answers import AnswerKey, KeptAnswers
 from services.ledger.audit.flow_model import FlowModel
-from services.ledger.audit.flow_nodes import NodeKind, NodeState, node_key, nodes_of
-from services.ledger.audit.flow_tree import FlowAnswer, grow, written_answer
+from services.ledger.audit.flow_nodes import SHALLOW_KINDS, NodeState, node_key, nodes_of
+from services.ledger.audit.flow_parts import whole_budget
+from services.ledger.audit.flow_tree import FlowAnswer, Written, grow, written_answer
 from services.ledger.domain.errors import NotFound
 
 FlowSource = Literal["read-model", "replay"]
 FlowDepth = Literal["contracts", "all"]
-# What a flow read to its contracts and grants leaves out: their own figures already sum it.
-_SHALLOW_KINDS: tuple[NodeKind, ...] = (
-    "budget",
-    "allocation",
-    "commitment",
-    "contract",
-    "grant",
-)
 _PAGE = 1000
 
 
@@ -115,7 +108,7 @@ def budget_flow(
     """
     require_role(by, OVERSEERS, "read a budget's funding flow")
     position = reflected_position(ledger, known_at)
-    kinds = _SHALLOW_KINDS if depth == "contracts" else None
+    kinds = SHALLOW_KINDS if depth == "contracts" else None
     if model is None:
         # A replay can take long, so the collector stays on through it.
         nodes = replayed_nodes(ledger, budget_id, by=by, as_of=as_of, position=position)
@@ -166,7 +159,7 @@ def flow_terms(
     return FlowTerms(budget_id, by, as_of, depth, position, key)
 
 
-def kept_flow(terms: FlowTerms, kept: KeptAnswers) -> bytes | None:
+def kept_flow(terms: FlowTerms, kept: KeptAnswers) -> Written | None:
     """The flow's JSON from an answer kept on the same terms, if there is one."""
     written = None if terms.key is None else kept.get(terms.key)
     if written is None:
@@ -175,9 +168,19 @@ def kept_flow(terms: FlowTerms, kept: KeptAnswers) -> bytes | None:
 
 
 def built_flow(
-    ledger: LedgerApplication, model: FlowModel, terms: FlowTerms, kept: KeptAnswers | None
-) -> bytes:
-    """The flow's JSON built from the read model, and kept for the next read on its terms."""
+    ledger: LedgerApplication,
+    model: FlowModel,
+    terms: FlowTerms,
+    kept: KeptAnswers | None,
+    *,
+    fresh: bool = False,
+) -> Written:
+    """The flow's JSON built from the read model, and kept for the next read on its terms.
+
+    A whole flow is built from the parts kept below its contracts and grants, those of streams
+    changed since built again; all of them if `fresh`.
+    """
+    parted = kept is not None and terms.key is not None and terms.depth == "all"
     flow = budget_flow(
         ledger,
         terms.budget_id,
@@ -185,9 +188,15 @@ def built_flow(
         as_of=terms.as_of,
         known_at=terms.position,
         model=model,
-        depth=terms.depth,
+        depth="contracts" if parted else terms.depth,
     )
-    written = flow.budget_json()
     if kept is not None and terms.key is not None:
+        written = (
+            whole_budget(model, flow, kept, rebuilds=terms.key.rebuilds, fresh=fresh)
+            if parted
+            else flow.budget_json()
+        )
         kept.put(terms.key, written)
+    else:
+        written = flow.budget_json()
     return written_answer(terms.budget_id, terms.position, terms.as_of, flow.source, written)

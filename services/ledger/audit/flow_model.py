@@ -34,6 +34,7 @@ from services.ledger.audit.flow_nodes import (
     budget_of,
     node_key,
     nodes_of,
+    stream_of,
     touched_by,
 )
 from services.ledger.domain.errors import NotFound
@@ -106,7 +107,7 @@ class FlowModel:
         assert changed is not None  # a flow event never deletes its aggregate
         # A new aggregate's nodes all come with it; after that, an event moves only a few.
         after = nodes_of(changed) if aggregate is None else touched_by(changed, event)
-        moves = _diff(row.position, event.occurred_at, budget_of(changed), known, after)  # type: ignore[attr-defined]
+        moves = _diff(row.position, event.occurred_at, budget_of(changed), stream_id, known, after)  # type: ignore[attr-defined]
         known.update(after)
         self._cache[stream_id] = (changed, known)
         while len(self._cache) > _CACHED:
@@ -123,9 +124,43 @@ class FlowModel:
     ) -> dict[str, NodeState]:
         """A budget's flow nodes (of `kinds`, or all) as of a business time, known at a position."""
         self.catch_up(position)
-        # Each node as its creation says, with the latest state and details recorded since.
+        records = self._records(budget_id, position, as_of, kinds, None)
+        root = node_key(budget_id, "budget", budget_id)
+        if root not in records:
+            raise self._missing(budget_id, root, position, as_of)
+        totals = self.rows.totals(budget_id, None, position, as_of, kinds)
+        return {key: _node(record, totals.get(key, {})) for key, record in records.items()}
+
+    def stream_nodes(
+        self,
+        budget_id: UUID,
+        streams: Sequence[UUID],
+        *,
+        position: int,
+        as_of: datetime | None,
+        kinds: Sequence[str],
+    ) -> dict[UUID, dict[str, NodeState]]:
+        """The nodes of `kinds` of each of a budget's `streams`, by stream, on the same terms as
+        `nodes`; the model already caught up to `position`."""
+        ids = [str(stream) for stream in streams]
+        records = self._records(budget_id, position, as_of, kinds, ids)
+        totals = self.rows.totals(budget_id, None, position, as_of, kinds, ids)
+        found: dict[UUID, dict[str, NodeState]] = {stream: {} for stream in streams}
+        for key, record in records.items():
+            found[stream_of(key)][key] = _node(record, totals.get(key, {}))
+        return found
+
+    def _records(
+        self,
+        budget_id: UUID,
+        position: int,
+        as_of: datetime | None,
+        kinds: Sequence[str] | None,
+        streams: Sequence[str] | None,
+    ) -> dict[str, NodeRecord]:
+        """Each node as its creation says, with the latest state and details recorded since."""
         records: dict[str, NodeRecord] = {}
-        for record in self.rows.records(budget_id, position, as_of, kinds):
+        for record in self.rows.records(budget_id, position, as_of, kinds, streams):
             if record.created:
                 records[record.node_key] = record
             elif (known := records.get(record.node_key)) is not None:
@@ -133,11 +168,7 @@ class FlowModel:
                     state=known.state if record.state is None else record.state,
                     details=known.details if record.details is None else record.details,
                 )
-        root = node_key(budget_id, "budget", budget_id)
-        if root not in records:
-            raise self._missing(budget_id, root, position, as_of)
-        totals = self.rows.totals(budget_id, None, position, as_of, kinds)
-        return {key: _node(record, totals.get(key, {})) for key, record in records.items()}
+        return records
 
     def _missing(
         self, budget_id: UUID, root: str, position: int, as_of: datetime | None
@@ -172,6 +203,7 @@ def _diff(
     position: int,
     occurred_at: datetime,
     budget_id: UUID,
+    stream_id: UUID,
     before: dict[str, NodeState],
     after: dict[str, NodeState],
 ) -> list[FlowMove]:
@@ -192,6 +224,7 @@ def _diff(
                     position=position,
                     seq=len(moves),
                     budget_id=budget_id,
+                    stream_id=stream_id,
                     node_key=key,
                     kind=node.kind,
                     parent_key=node.parent,

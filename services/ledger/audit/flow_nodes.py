@@ -27,6 +27,11 @@ from services.ledger.store.recorders import FLOW_FIGURES
 
 NodeKind = FlowKind | Literal["commitment"]
 Figures = Mapping[str, int]
+# The nodes of a flow read to its contracts and grants: their own figures sum what lies below.
+SHALLOW_KINDS: tuple[NodeKind, ...] = ("budget", "allocation", "commitment", "contract", "grant")
+# What lies below a contract or grant: its stream's own, the bulk of a whole flow.
+HOLDER_KINDS: tuple[NodeKind, ...] = ("contract", "grant")
+DEEP_KINDS: tuple[NodeKind, ...] = ("delivery", "payment", "tranche")
 # Every own figure a node may hold; the read model keeps a column of each.
 FIGURES = FLOW_FIGURES
 # The figures each kind holds of its own; budgets and allocations sum the others from below.
@@ -60,6 +65,11 @@ class NodeState:
 def node_key(stream_id: UUID, kind: NodeKind, node_id: object) -> str:
     """A node's key: unique across the ledger, as each node belongs to one stream."""
     return f"{stream_id}/{kind}/{node_id}"
+
+
+def stream_of(key: str) -> UUID:
+    """The stream a node belongs to, from its key."""
+    return UUID(key.partition("/")[0])
 
 
 def commitment_key(budget_id: UUID, holder_id: UUID) -> str:

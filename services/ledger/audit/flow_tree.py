@@ -36,6 +36,11 @@ LEVELS: dict[FlowKind, int] = {
 _EMPTY: dict[str, Any] = {
     name: () if name == "item_ids" else None for name in FlowNode.model_fields if name != "children"
 }
+_NO_PARTS: Mapping[str, bytes] = {}
+Written = tuple[bytes, ...]
+"""JSON written in pieces, to be sent one after another: 25 MB joined into one is copied
+twice, about as long as a whole flow kept takes to send."""
+_PIECE = 64 * 1024
 # Contracts list their deliveries before their payments; siblings otherwise go by creation.
 _SIBLING_RANK: dict[NodeKind, int] = {"payment": 1}
 
@@ -104,14 +109,23 @@ class Branch:
             {**self.fields(), "children": [child.model() for child in self.children]}
         )
 
-    def json_chunks(self) -> Iterator[bytes]:
-        """The node and everything below it as JSON, a node at a time."""
+    def json_chunks(self, parts: Mapping[str, bytes] = _NO_PARTS) -> Iterator[bytes]:
+        """The node and everything below it as JSON, a node at a time; below a node whose key
+        `parts` holds, its children as written there."""
         yield to_json(self.fields())[:-1] + b',"children":['
-        for rank, child in enumerate(self.children):
-            if rank:
-                yield b","
-            yield from child.json_chunks()
+        part = parts.get(self.node.key)
+        if part is not None:
+            yield part
+        else:
+            for rank, child in enumerate(self.children):
+                if rank:
+                    yield b","
+                yield from child.json_chunks(parts)
         yield b"]}"
+
+    def children_json(self) -> bytes:
+        """The node's children as JSON, as `json_chunks` writes them inside its list."""
+        return b",".join(b"".join(child.json_chunks()) for child in self.children)
 
 
 def grow(nodes: Mapping[str, NodeState], root_key: str) -> Branch:
@@ -153,12 +167,11 @@ def _head(budget_id: UUID, position: int, as_of: datetime | None, source: str) -
 
 
 def written_answer(
-    budget_id: UUID, position: int, as_of: datetime | None, source: str, budget: bytes
-) -> bytes:
+    budget_id: UUID, position: int, as_of: datetime | None, source: str, budget: Written
+) -> Written:
     """A flow answer's JSON around its budget's, as `BudgetFlow` would write it."""
-    return b"".join(
-        [to_json(_head(budget_id, position, as_of, source))[:-1], b',"budget":', budget, b"}"]
-    )
+    head = to_json(_head(budget_id, position, as_of, source))[:-1] + b',"budget":'
+    return (head, *budget, b"}")
 
 
 @dataclass(frozen=True)
@@ -176,12 +189,33 @@ class FlowAnswer:
         head = _head(self.budget_id, self.position, self.as_of, self.source)
         return BudgetFlow.model_validate({**head, "budget": self.budget.model()})
 
-    def budget_json(self) -> bytes:
-        """The budget's part of the answer: the whole tree's JSON."""
-        return b"".join(self.budget.json_chunks())
+    def budget_json(self, parts: Mapping[str, bytes] = _NO_PARTS) -> Written:
+        """The budget's part of the answer: the whole tree's JSON, with `parts` written below
+        the nodes of their keys (see `Branch.json_chunks`), in pieces of about `_PIECE` bytes
+        or more: the parts are pieces of their own, never copied."""
+        pieces: list[bytes] = []
+        gathered: list[bytes] = []
+        size = 0
+        for chunk in self.budget.json_chunks(parts):
+            if len(chunk) >= _PIECE:
+                if gathered:
+                    pieces.append(b"".join(gathered))
+                    gathered, size = [], 0
+                pieces.append(chunk)
+                continue
+            gathered.append(chunk)
+            size += len(chunk)
+            if size >= _PIECE:
+                pieces.append(b"".join(gathered))
+                gathered, size = [], 0
+        if gathered:
+            pieces.append(b"".join(gathered))
+        return tuple(pieces)
 
     def json(self) -> bytes:
         """The answer's JSON, byte for byte what its model would write."""
-        return written_answer(
-            self.budget_id, self.position, self.as_of, self.source, self.budget_json()
+        return b"".join(
+            written_answer(
+                self.budget_id, self.position, self.as_of, self.source, self.budget_json()
+            )
         )

@@ -16,21 +16,22 @@ from services.ledger.store.recorders import (
     FLOW_RECORDS_TABLE,
     FLOW_TOTALS_TABLE,
     READ_MODELS_TABLE,
-    RETIRED_FLOW_MOVES_TABLE,
+    RETIRED_FLOW_TABLES,
 )
 
 # The name changes with the model's tables: a database kept by an earlier version has the model
 # under an earlier name, and this one is derived afresh from the feed.
-MODEL_NAME = "budget-flow-2"
+MODEL_NAME = "budget-flow-3"
 # Counts the times the model's rows were cleared to be derived again (in the `position`
 # column), so that answers kept from before are not taken for the model's.
 _REBUILDS = f"{MODEL_NAME} rebuilds"
-_RETIRED_MODEL_NAMES = ("budget-flow",)
+_RETIRED_MODEL_NAMES = ("budget-flow", "budget-flow-2", "budget-flow-2 rebuilds")
 _RECORD_COLUMNS = (
-    "position, seq, budget_id, node_key, kind, parent_key, created, occurred_at, state, details"
+    "position, seq, budget_id, stream_id, node_key, kind, parent_key, created, occurred_at, "
+    "state, details"
 )
 _FIGURE_LIST = ", ".join(FLOW_FIGURES)
-_DELTA_COLUMNS = f"position, seq, budget_id, node_key, kind, occurred_at, {_FIGURE_LIST}"
+_DELTA_COLUMNS = f"position, seq, budget_id, stream_id, node_key, kind, occurred_at, {_FIGURE_LIST}"
 _TOTALS_COLUMNS = f"node_key, occurred_at, position, {_FIGURE_LIST}"
 # The business-time bounds of the model: before and after every move.
 _START_OF_TIME = -(2**63)
@@ -52,6 +53,8 @@ class FlowMove:
     position: int
     seq: int
     budget_id: UUID
+    stream_id: UUID
+    """The stream whose event it was, the one stream the node belongs to."""
     node_key: str
     kind: str
     parent_key: str | None
@@ -121,7 +124,8 @@ class FlowRows(LedgerSql):
                 return  # registered before, by this process or another: it stands where it is
             # Registered here, once: what an earlier version kept is stale for this one.
             self._clear(cursor)
-            cursor.execute(f"DROP TABLE IF EXISTS {self._table(RETIRED_FLOW_MOVES_TABLE)}")
+            for retired in RETIRED_FLOW_TABLES:
+                cursor.execute(f"DROP TABLE IF EXISTS {self._table(retired)}")
             marks = ", ".join("?" * len(_RETIRED_MODEL_NAMES))
             cursor.execute(
                 self._sql(f"DELETE FROM {read_models} WHERE name IN ({marks})"),
@@ -242,11 +246,11 @@ class FlowRows(LedgerSql):
             [at, *nodes_params],
         )
 
-    def _given(self, node_keys: Sequence[str]) -> Query:
-        """The nodes of these keys, for `_latest_sql`."""
+    def _given(self, values: Sequence[str], column: str = "node_key") -> Query:
+        """These values as rows of one column: the nodes of these keys, for `_latest_sql`."""
         if self._postgres:
-            return "SELECT unnest(?::text[]) AS node_key", [list(node_keys)]
-        return "SELECT value AS node_key FROM json_each(?)", [json.dumps(list(node_keys))]
+            return f"SELECT unnest(?::text[]) AS {column}", [list(values)]
+        return f"SELECT value AS {column} FROM json_each(?)", [json.dumps(list(values))]
 
     def _latest(self, cursor: Any, node_keys: Sequence[str], at: int) -> dict[str, Totals]:
         if not node_keys:
@@ -283,6 +287,25 @@ class FlowRows(LedgerSql):
             return None
         return max(int(made), int(moved or 0)), int(rebuilds or 0)
 
+    def stream_changes(self, streams: Sequence[str], position: int) -> dict[str, int]:
+        """Each stream's last position at or before `position` that changed its nodes (0 when
+        none did): one index probe a stream and table."""
+        if not streams:
+            return {}
+        given, params = self._given(streams, "stream_id")
+        last = [
+            f"(SELECT max(position) FROM {self._table(table)} t "
+            "WHERE t.stream_id = s.stream_id AND t.position <= ?)"
+            for table in (FLOW_RECORDS_TABLE, FLOW_DELTAS_TABLE)
+        ]
+        both = ", ".join(f"COALESCE({probe}, 0)" for probe in last)
+        greatest = "GREATEST" if self._postgres else "MAX"
+        rows = self._tuples(
+            f"SELECT s.stream_id, {greatest}({both}) FROM ({given}) s",
+            [position, position, *params],
+        )
+        return {stream: int(changed) for stream, changed in rows}
+
     def _clear(self, cursor: Any) -> None:
         for table in (FLOW_RECORDS_TABLE, FLOW_DELTAS_TABLE, FLOW_TOTALS_TABLE):
             cursor.execute(f"DELETE FROM {self._table(table)}")
@@ -301,12 +324,21 @@ class FlowRows(LedgerSql):
         position: int,
         as_of: datetime | None,
         kinds: Sequence[str] | None = None,
+        streams: Sequence[str] | None = None,
         *,
         after: bool = False,
     ) -> Query:
-        """The moves of a budget (of `kinds`) up to `position`, or `after` it, as of `as_of`."""
-        where = f"budget_id = ? AND position {'>' if after else '<='} ?"
-        params: list[Any] = [str(budget_id), position]
+        """The moves of a budget (of `kinds`, of `streams`) up to `position`, or `after` it, as
+        of `as_of`."""
+        # A stream's moves are all of one budget; found by stream alone, they are found through
+        # the stream's index, whatever the planner's statistics say of the budget's.
+        scope, params = (
+            (f"stream_id IN ({', '.join('?' * len(streams))})", list[Any](streams))
+            if streams is not None
+            else ("budget_id = ?", list[Any]([str(budget_id)]))
+        )
+        where = f"{scope} AND position {'>' if after else '<='} ?"
+        params.append(position)
         if kinds is not None:
             where += f" AND kind IN ({', '.join('?' * len(kinds))})"
             params += kinds
@@ -322,9 +354,11 @@ class FlowRows(LedgerSql):
         position: int,
         as_of: datetime | None,
         kinds: Sequence[str] | None = None,
+        streams: Sequence[str] | None = None,
     ) -> dict[str, Figures]:
         """Each node's own figures over the moves the two clocks let through; of the nodes
-        given, or (None) of every node of the budget (of `kinds`) created inside both clocks.
+        given, or (None) of every node of the budget (of `kinds`, of `streams`) created inside
+        both clocks.
 
         The nodes' totals as of the business time, less what moves recorded after `position`
         added to them: one statement, so one snapshot, even while the model moves on.
@@ -333,7 +367,7 @@ class FlowRows(LedgerSql):
         if node_keys is None:
             # Found by the database beside the totals: a whole flow's 50,000 keys are not sent.
             # Distinct: each node's totals counted once, however many creations it records.
-            where, params = self._filter(budget_id, position, as_of, kinds)
+            where, params = self._filter(budget_id, position, as_of, kinds, streams)
             nodes: Query = (
                 f"SELECT DISTINCT node_key FROM {self._table(FLOW_RECORDS_TABLE)} "
                 f"WHERE {where} AND created = 1",
@@ -342,7 +376,7 @@ class FlowRows(LedgerSql):
         else:
             nodes = self._given(node_keys)
         kept, kept_params = self._latest_sql(at, nodes)
-        later, later_params = self._filter(budget_id, position, as_of, kinds, after=True)
+        later, later_params = self._filter(budget_id, position, as_of, kinds, streams, after=True)
         sums = ", ".join(f"-SUM(COALESCE({name}, 0))" for name in FLOW_FIGURES)
         rows = self._tuples(
             f"SELECT node_key, {_FIGURE_LIST} FROM ({kept}) kept UNION ALL "
@@ -365,9 +399,10 @@ class FlowRows(LedgerSql):
         position: int,
         as_of: datetime | None,
         kinds: Sequence[str] | None = None,
+        streams: Sequence[str] | None = None,
     ) -> list[NodeRecord]:
         """The moves that create nodes or change their state or details, in feed order."""
-        where, params = self._filter(budget_id, position, as_of, kinds)
+        where, params = self._filter(budget_id, position, as_of, kinds, streams)
         rows = self._tuples(
             "SELECT position, seq, node_key, kind, parent_key, created, state, details "
             f"FROM {self._table(FLOW_RECORDS_TABLE)} WHERE {where} ORDER BY position, seq",
@@ -429,6 +464,7 @@ def _record_row(move: FlowMove) -> list[Any]:
         move.position,
         move.seq,
         str(move.budget_id),
+        str(move.stream_id),
         move.node_key,
         move.kind,
         move.parent_key,
@@ -444,6 +480,7 @@ def _delta_row(move: FlowMove) -> list[Any]:
         move.position,
         move.seq,
         str(move.budget_id),
+        str(move.stream_id),
         move.node_key,
         move.kind,
         datetime_to_micros(move.occurred_at),

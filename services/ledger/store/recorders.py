@@ -29,9 +29,11 @@ before bodies were kept have none; they are computed.
 And four for read models, rebuildable from the feed (services/ledger/audit/flow_model.py):
 
 - `ledger_read_models`: the feed position each read model reflects.
-- `ledger_flow_records`: each event's word on what a funding-flow node is: its creation (kind,
-  parent, state, details) or a new state or details, found by budget and kind.
-- `ledger_flow_deltas`: by how much each event moved each node's own figures, by position.
+- `ledger_flow_stream_records`: each event's word on what a funding-flow node is: its creation
+  (kind, parent, state, details) or a new state or details, found by budget and kind, or by the
+  stream whose event it was.
+- `ledger_flow_stream_deltas`: by how much each event moved each node's own figures, by
+  position, found by budget or by stream.
 - `ledger_flow_totals`: each node's own figures summed up to each of its moves, in business
   time order, so a flow's figures are one row per node rather than a sum over its moves.
 """
@@ -63,10 +65,11 @@ STREAMS_TABLE = "ledger_streams"
 LEAVES_TABLE = "ledger_leaves"
 CHECKPOINTS_TABLE = "ledger_checkpoints"
 READ_MODELS_TABLE = "ledger_read_models"
-FLOW_RECORDS_TABLE = "ledger_flow_records"
-FLOW_DELTAS_TABLE = "ledger_flow_deltas"
-# Where versions before the records and deltas were apart kept both; dropped on upgrade.
-RETIRED_FLOW_MOVES_TABLE = "ledger_flow_moves"
+FLOW_RECORDS_TABLE = "ledger_flow_stream_records"
+FLOW_DELTAS_TABLE = "ledger_flow_stream_deltas"
+# Where earlier versions kept the model's moves: all in one table, then records and deltas
+# apart without their streams. Dropped on upgrade.
+RETIRED_FLOW_TABLES = ("ledger_flow_moves", "ledger_flow_records", "ledger_flow_deltas")
 FLOW_TOTALS_TABLE = "ledger_flow_totals"
 # A flow move's figures: signed fen by which an event changed a node's own figure, or null.
 FLOW_FIGURES = (
@@ -173,13 +176,14 @@ _STREAM_COLUMNS = "stream_id, stream_type, " + ", ".join(STREAM_FACTS)
 # deltas: apart, each is found by an index the planner can count on.
 _FLOW_RECORDS_COLUMNS = (
     "position {integer} NOT NULL, seq {integer} NOT NULL, budget_id {text} NOT NULL, "
-    "node_key {text} NOT NULL, kind {text} NOT NULL, parent_key {text}, "
+    "stream_id {text} NOT NULL, node_key {text} NOT NULL, kind {text} NOT NULL, parent_key {text}, "
     "created {integer} NOT NULL, occurred_at {integer} NOT NULL, "
     "state {text}, details {text}, PRIMARY KEY (position, seq)"
 )
 _FLOW_DELTAS_COLUMNS = (
     "position {integer} NOT NULL, seq {integer} NOT NULL, budget_id {text} NOT NULL, "
-    "node_key {text} NOT NULL, kind {text} NOT NULL, occurred_at {integer} NOT NULL, "
+    "stream_id {text} NOT NULL, node_key {text} NOT NULL, kind {text} NOT NULL, "
+    "occurred_at {integer} NOT NULL, "
     + "".join(f"{name} {{integer}}, " for name in FLOW_FIGURES)
     + "PRIMARY KEY (position, seq)"
 )
@@ -189,6 +193,9 @@ _FLOW_INDEXES = (
     # A budget's last change, for the flow answers kept (services/ledger/audit/flow_answers.py).
     (FLOW_RECORDS_TABLE, "by_budget_position", "budget_id, position"),
     (FLOW_DELTAS_TABLE, "by_budget", "budget_id, position"),
+    # A stream's last change and its own nodes, for the parts of whole flows kept.
+    (FLOW_RECORDS_TABLE, "by_stream", "stream_id, position"),
+    (FLOW_DELTAS_TABLE, "by_stream", "stream_id, position"),
 )
 # A node's totals after each move that changed a figure, keyed (and so found) in business time
 # order: the last row at or before a time holds the node's figures as of that time.
