@@ -14,7 +14,8 @@ from uuid import UUID
 
 import pytest
 
-from services.ledger.store.flow_rows import FlowMove, FlowRows
+from services.ledger.store.flow_moves import FlowMove
+from services.ledger.store.flow_rows import FlowRows
 from services.ledger.store.recorders import FLOW_FIGURES, FLOW_TOTALS_TABLE
 from tests.support.ledger_app import ledger_application
 

@@ -38,7 +38,8 @@ from services.ledger.audit.flow_nodes import (
     touched_by,
 )
 from services.ledger.domain.errors import NotFound
-from services.ledger.store.flow_rows import FlowMove, FlowRows, NodeRecord, Overtaken
+from services.ledger.store.flow_moves import FlowMove, NodeRecord
+from services.ledger.store.flow_rows import FlowRows, Overtaken
 from services.ledger.store.reads import micros_to_datetime
 
 _CHUNK = 1000  # feed entries applied, and stored, per transaction

@@ -1,14 +1,26 @@
-"""The funding-flow read model's rows: each node's records, deltas and running totals; its reach."""
+"""The funding-flow read model's tables: each node's records, deltas and running totals, written
+and read; what a row holds is in services/ledger/store/flow_moves.py."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 from uuid import UUID
 
+from services.ledger.store.flow_moves import (
+    END_OF_TIME,
+    NO_TOTALS,
+    START_OF_TIME,
+    Figures,
+    FlowMove,
+    NodeRecord,
+    Totals,
+    delta_row,
+    merged,
+    record_row,
+)
 from services.ledger.store.reads import LedgerSql, datetime_to_micros
 from services.ledger.store.recorders import (
     FLOW_DELTAS_TABLE,
@@ -33,73 +45,8 @@ _RECORD_COLUMNS = (
 _FIGURE_LIST = ", ".join(FLOW_FIGURES)
 _DELTA_COLUMNS = f"position, seq, budget_id, stream_id, node_key, kind, occurred_at, {_FIGURE_LIST}"
 _TOTALS_COLUMNS = f"node_key, occurred_at, position, {_FIGURE_LIST}"
-# The business-time bounds of the model: before and after every move.
-_START_OF_TIME = -(2**63)
-_END_OF_TIME = 2**63 - 1
-
-Figures = dict[str, int]
 Query = tuple[str, list[Any]]
 """SQL written with `?` placeholders, and its parameters."""
-
-
-@dataclass(frozen=True)
-class FlowMove:
-    """What one event changed of one node: its own figures by a delta, its state, its details.
-
-    The first move of a node creates it (with its kind, parent, state and details); later ones
-    carry only what changed.
-    """
-
-    position: int
-    seq: int
-    budget_id: UUID
-    stream_id: UUID
-    """The stream whose event it was, the one stream the node belongs to."""
-    node_key: str
-    kind: str
-    parent_key: str | None
-    created: bool
-    occurred_at: datetime
-    deltas: Mapping[str, int]
-    state: str | None
-    details: Mapping[str, Any] | None
-
-    @property
-    def is_record(self) -> bool:
-        """Whether it says what the node is or has become, not only how its figures moved."""
-        return self.created or self.state is not None or self.details is not None
-
-
-class NodeRecord(NamedTuple):
-    """A move that says what a node is or has become: its creation, a new state or details.
-
-    A tuple, and its details left as the JSON text kept: a whole flow reads 100,000 of them.
-    """
-
-    position: int
-    seq: int
-    node_key: str
-    kind: str
-    parent_key: str | None
-    created: int  # 1 or 0
-    state: str | None
-    details: str | None
-
-
-@dataclass(frozen=True)
-class Totals:
-    """A node's own figures summed over its moves up to one of them, in business-time order."""
-
-    occurred_at: int  # microseconds
-    position: int
-    figures: Figures
-
-    def plus(self, deltas: Mapping[str, int]) -> Figures:
-        """These figures moved by `deltas`."""
-        return {name: self.figures[name] + deltas.get(name, 0) for name in FLOW_FIGURES}
-
-
-_NONE = Totals(0, 0, dict.fromkeys(FLOW_FIGURES, 0))
 
 
 class Overtaken(Exception):
@@ -157,10 +104,10 @@ class FlowRows(LedgerSql):
             )
             if cursor.fetchone() is None:
                 raise Overtaken(f"the flow read model was moved from {after} by another process")
-            records = [_record_row(move) for move in moves if move.is_record]
+            records = [record_row(move) for move in moves if move.is_record]
             self._insert(cursor, FLOW_RECORDS_TABLE, _RECORD_COLUMNS, records)
             moving = [move for move in moves if move.deltas]
-            self._insert(cursor, FLOW_DELTAS_TABLE, _DELTA_COLUMNS, map(_delta_row, moving))
+            self._insert(cursor, FLOW_DELTAS_TABLE, _DELTA_COLUMNS, map(delta_row, moving))
             self._keep_totals(cursor, moving)
 
     def _insert(self, cursor: Any, table: str, columns: str, rows: Iterable[list[Any]]) -> None:
@@ -182,18 +129,18 @@ class FlowRows(LedgerSql):
         by_node: dict[str, list[FlowMove]] = {}
         for move in moving:
             by_node.setdefault(move.node_key, []).append(move)
-        latest = self._latest(cursor, sorted(by_node), _END_OF_TIME)
+        latest = self._latest(cursor, sorted(by_node), END_OF_TIME)
         inserts: list[list[Any]] = []
         updates: list[list[Any]] = []
         for key, moves in by_node.items():
             earliest = min(datetime_to_micros(move.occurred_at) for move in moves)
-            last = latest.get(key, _NONE)
+            last = latest.get(key, NO_TOTALS)
             base, later = (
                 self._kept_around(cursor, key, earliest)
                 if earliest < last.occurred_at
                 else (last, [])
             )
-            new, changed = _merged(base, later, moves)
+            new, changed = merged(base, later, moves)
             inserts += ([key, t.occurred_at, t.position, *t.figures.values()] for t in new)
             updates += ([*t.figures.values(), key, t.occurred_at, t.position] for t in changed)
         self._insert(cursor, FLOW_TOTALS_TABLE, _TOTALS_COLUMNS, inserts)
@@ -217,11 +164,11 @@ class FlowRows(LedgerSql):
                 f"COALESCE((SELECT MAX(occurred_at) FROM {table} "
                 "WHERE node_key = ? AND occurred_at <= ?), ?) ORDER BY occurred_at, position"
             ),
-            [node_key, node_key, at, _START_OF_TIME],
+            [node_key, node_key, at, START_OF_TIME],
         )
         rows = [_totals_of(r) for r in cursor.fetchall()]
         before = [row for row in rows if row.occurred_at <= at]
-        return (before[-1] if before else _NONE), rows[len(before) :]
+        return (before[-1] if before else NO_TOTALS), rows[len(before) :]
 
     def _latest_sql(self, at: int, nodes: Query) -> Query:
         """Each node's last totals at or before business time `at`: one index probe a node.
@@ -363,7 +310,7 @@ class FlowRows(LedgerSql):
         The nodes' totals as of the business time, less what moves recorded after `position`
         added to them: one statement, so one snapshot, even while the model moves on.
         """
-        at = _END_OF_TIME if as_of is None else datetime_to_micros(as_of)
+        at = END_OF_TIME if as_of is None else datetime_to_micros(as_of)
         if node_keys is None:
             # Found by the database beside the totals: a whole flow's 50,000 keys are not sent.
             # Distinct: each node's totals counted once, however many creations it records.
@@ -424,65 +371,3 @@ def _totals_of(row: Any) -> Totals:
     return Totals(
         int(row["occurred_at"]), int(row["position"]), {n: int(row[n]) for n in FLOW_FIGURES}
     )
-
-
-def _merged(
-    base: Totals, later: Sequence[Totals], moves: Sequence[FlowMove]
-) -> tuple[list[Totals], list[Totals]]:
-    """A node's totals after each of its new `moves`, and its `later` kept rows that they change.
-
-    `base` is the node's last kept totals before the earliest move, `later` its kept rows after
-    it, in business-time order. The moves were recorded after every kept row, so at equal
-    business times they come after them, in feed order.
-    """
-    new: list[Totals] = []
-    changed: list[Totals] = []
-    running = base.figures
-    added = dict.fromkeys(FLOW_FIGURES, 0)  # by the moves so far, so to every kept row after
-    kept = iter(later)
-    row = next(kept, None)
-    ordered = sorted(moves, key=lambda m: (m.occurred_at, m.position))
-    for move in [*ordered, None]:
-        at = _END_OF_TIME if move is None else datetime_to_micros(move.occurred_at)
-        while row is not None and row.occurred_at <= at:
-            running = row.plus(added)
-            if any(added.values()):
-                changed.append(Totals(row.occurred_at, row.position, running))
-            row = next(kept, None)
-        if move is None:
-            break
-        running = {name: running[name] + move.deltas.get(name, 0) for name in FLOW_FIGURES}
-        new.append(Totals(at, move.position, running))
-        for name, delta in move.deltas.items():
-            added[name] += delta
-    return new, changed
-
-
-def _record_row(move: FlowMove) -> list[Any]:
-    details = None if move.details is None else json.dumps(move.details, sort_keys=True)
-    return [
-        move.position,
-        move.seq,
-        str(move.budget_id),
-        str(move.stream_id),
-        move.node_key,
-        move.kind,
-        move.parent_key,
-        int(move.created),
-        datetime_to_micros(move.occurred_at),
-        move.state,
-        details,
-    ]
-
-
-def _delta_row(move: FlowMove) -> list[Any]:
-    return [
-        move.position,
-        move.seq,
-        str(move.budget_id),
-        str(move.stream_id),
-        move.node_key,
-        move.kind,
-        datetime_to_micros(move.occurred_at),
-        *(move.deltas.get(name) or None for name in FLOW_FIGURES),
-    ]
