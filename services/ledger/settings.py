@@ -55,9 +55,10 @@ class LedgerSettings(ServiceSettings):
     # replayed; a reconciliation) at once; more wait up to the given seconds, then get a 503.
     # Each holds memory in proportion to the largest budget: about 3 kB a flow node.
     large_reads: int = Field(default=2, ge=1, le=64)
-    # Flow answers kept in memory between reads while their budget is unchanged, in MiB; a
-    # whole flow of 50,000 nodes is about 25. 0 keeps none.
-    flow_answers_mib: int = Field(default=64, ge=0, le=16_384)
+    # Flow answers, and the parts of whole flows below contracts and grants, kept in memory
+    # between reads, in MiB: a whole flow of 50,000 nodes is about 25, and its parts as much
+    # again (counted twice, though an answer joined from parts shares their bytes). 0: none.
+    flow_answers_mib: int = Field(default=128, ge=0, le=16_384)
     large_read_wait_seconds: float = Field(default=10.0, ge=0, le=600)
 
     @field_validator("checkpoint_key")
