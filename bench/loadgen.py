@@ -17,11 +17,14 @@ import multiprocessing
 import os
 import time
 from collections import Counter
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from bench.stats import percentile
 
+T = TypeVar("T")
 # Replaced in each request body by `<tag>-<client>-<n>`: references never repeat.
 MARK = "@@N@@"
 _TIMEOUT_SECONDS = 30.0
@@ -274,23 +277,9 @@ async def _repeat(
     )
 
 
-def _repeat_get(
-    url: str,
-    headers: dict[str, str],
-    requests: int,
-    least: int,
-    seconds: float,
-    change: Change | None,
-) -> Outcome:
-    return asyncio.run(_repeat(url, headers, requests, least, seconds, change))
-
-
-def _page_feed(base_url: str, headers: dict[str, str], limit: int) -> Paged:
-    return asyncio.run(_page(base_url, headers, limit))
-
-
-def _run(load: Load) -> Outcome:
-    return asyncio.run(_drive(load))
+def _in_own_loop(work: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+    """`work(*args)` run to its end in an event loop of its own: the generator process's."""
+    return asyncio.run(work(*args))
 
 
 class LoadGenerator:
@@ -307,7 +296,7 @@ class LoadGenerator:
 
     def run(self, load: Load) -> Outcome:
         """Run one load to its end and return what it measured."""
-        return self._pool.submit(_run, load).result()
+        return self._pool.submit(_in_own_loop, _drive, load).result()
 
     def repeat(
         self,
@@ -321,12 +310,14 @@ class LoadGenerator:
     ) -> Outcome:
         """One client GETting `url` over and over, for slow reads: at least `least` requests,
         at most `requests`, else for `seconds` (of reads; a `change` before each is untimed)."""
-        submitted = self._pool.submit(_repeat_get, url, headers, requests, least, seconds, change)
+        submitted = self._pool.submit(
+            _in_own_loop, _repeat, url, headers, requests, least, seconds, change
+        )
         return submitted.result()
 
     def page_feed(self, base_url: str, headers: dict[str, str], limit: int) -> Paged:
         """Page through a whole feed from this process; what it read, and how fast."""
-        return self._pool.submit(_page_feed, base_url, headers, limit).result()
+        return self._pool.submit(_in_own_loop, _page, base_url, headers, limit).result()
 
     def close(self) -> None:
         """Stop the generator process."""

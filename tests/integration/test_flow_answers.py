@@ -7,6 +7,7 @@ whole tree built at once, byte for byte."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -20,6 +21,7 @@ from services.ledger.audit.flow import budget_flow
 from services.ledger.audit.flow_answers import KeptAnswers
 from tests.support.actors import AUDIT_OFFICE_ID, AUDITOR
 from tests.support.catalog import Parties
+from tests.support.grants_api import award_grant, disburse
 from tests.support.ledger_api import (
     allocate,
     cny,
@@ -204,7 +206,8 @@ def grown_whole(app: FastAPI, budget_id: str, position: int, as_of: str | None) 
 
 
 async def two_contracts(ledger: httpx.AsyncClient, parties: Parties) -> list[dict[str, Any]]:
-    """The paid contract's budget with a second contract, also delivered; both contracts."""
+    """The paid contract's budget with a second contract, also delivered, and a grant with a
+    tranche paid; both contracts."""
     first = await a_paid_contract(ledger, parties)
     allocation = {"id": first["allocation_id"], "street_office_id": first["purchaser_id"]}
     second = await sign_contract(ledger, first["budget_id"], allocation, "10000.00", parties)
@@ -212,6 +215,8 @@ async def two_contracts(ledger: httpx.AsyncClient, parties: Parties) -> list[dic
     path = f"/contracts/{second['id']}/activation"
     ok(await ledger.post(path, json=activation, headers=street_of(second)))
     await deliver(ledger, second, "500.00")
+    grant = await award_grant(ledger, first["budget_id"], allocation, "5000.00", parties)
+    await disburse(ledger, grant, "GK-G-1", "2000.00")
     return [first, second]
 
 
@@ -237,21 +242,35 @@ async def test_a_whole_flow_joined_from_kept_parts_is_the_tree_grown_at_once(
                 assert read.status_code == 404
     assert kept.lookups["part", "hit"] > 0
     assert kept.lookups["part", "miss"] > 0
+    whole = (await ledger.get(f"/audit/budgets/{budget_id}/flow", headers=AUDITOR)).json()
+    below = [
+        n["kind"] for a in whole["budget"]["children"] for h in a["children"] for n in h["children"]
+    ]
+    assert {"delivery", "payment", "tranche"} <= set(below)
+
+
+async def read_whole_once(
+    app: FastAPI, ledger: httpx.AsyncClient, parties: Parties
+) -> tuple[list[dict[str, Any]], KeptAnswers, Counter[tuple[str, str]]]:
+    """Two contracts' budget with its whole flow read once, so its parts are kept: the
+    contracts, what is kept, and its lookups so far."""
+    contracts = await two_contracts(ledger, parties)
+    await flow(ledger, contracts[0]["budget_id"], AUDITOR)
+    kept = kept_answers(app)
+    return contracts, kept, kept.lookups.copy()
 
 
 async def test_a_change_to_one_contract_builds_that_contracts_part_only(
     ledger_app: FastAPI, ledger: httpx.AsyncClient, parties: Parties
 ) -> None:
-    first, second = await two_contracts(ledger, parties)
+    (first, second), kept, before = await read_whole_once(ledger_app, ledger, parties)
     budget_id = first["budget_id"]
-    await flow(ledger, budget_id, AUDITOR)
-    kept = kept_answers(ledger_app)
-    before = kept.lookups.copy()
 
     await deliver(ledger, second, "250.00")
     after = await ledger.get(f"/audit/budgets/{budget_id}/flow", headers=AUDITOR)
 
-    assert kept.lookups["part", "hit"] == before["part", "hit"] + 1  # the first contract's
+    # The first contract's and the grant's, unchanged.
+    assert kept.lookups["part", "hit"] == before["part", "hit"] + 2
     assert kept.lookups["part", "miss"] == before["part", "miss"] + 1  # the second's, changed
     head = await feed_head(ledger)
     assert after.content == grown_whole(ledger_app, budget_id, head, None)
@@ -269,11 +288,8 @@ async def test_a_change_to_one_contract_builds_that_contracts_part_only(
 async def test_a_fresh_read_builds_every_part_again(
     ledger_app: FastAPI, ledger: httpx.AsyncClient, parties: Parties
 ) -> None:
-    first, _ = await two_contracts(ledger, parties)
+    (first, _), kept, before = await read_whole_once(ledger_app, ledger, parties)
     budget_id = first["budget_id"]
-    await flow(ledger, budget_id, AUDITOR)
-    kept = kept_answers(ledger_app)
-    before = kept.lookups.copy()
 
     fresh = await ledger.get(f"/audit/budgets/{budget_id}/flow", headers=FRESH)
 

@@ -112,8 +112,8 @@ def merged(
     return new, changed
 
 
-def record_row(move: FlowMove) -> list[Any]:
-    details = None if move.details is None else json.dumps(move.details, sort_keys=True)
+def _whose(move: FlowMove) -> list[Any]:
+    """The columns every row of a move begins with: where it was made, and of which node."""
     return [
         move.position,
         move.seq,
@@ -121,22 +121,17 @@ def record_row(move: FlowMove) -> list[Any]:
         str(move.stream_id),
         move.node_key,
         move.kind,
-        move.parent_key,
-        int(move.created),
-        datetime_to_micros(move.occurred_at),
-        move.state,
-        details,
     ]
+
+
+def record_row(move: FlowMove) -> list[Any]:
+    """The move as a row of the records table (`is_record` moves only)."""
+    details = None if move.details is None else json.dumps(move.details, sort_keys=True)
+    at = datetime_to_micros(move.occurred_at)
+    return [*_whose(move), move.parent_key, int(move.created), at, move.state, details]
 
 
 def delta_row(move: FlowMove) -> list[Any]:
-    return [
-        move.position,
-        move.seq,
-        str(move.budget_id),
-        str(move.stream_id),
-        move.node_key,
-        move.kind,
-        datetime_to_micros(move.occurred_at),
-        *(move.deltas.get(name) or None for name in FLOW_FIGURES),
-    ]
+    """The move as a row of the deltas table (moves with deltas only)."""
+    at = datetime_to_micros(move.occurred_at)
+    return [*_whose(move), at, *(move.deltas.get(name) or None for name in FLOW_FIGURES)]
