@@ -126,13 +126,19 @@ async def test_a_change_to_the_budget_is_never_answered_with_the_answer_from_bef
     assert earlier == before
 
 
+async def a_budget_read_once(
+    app: FastAPI, ledger: httpx.AsyncClient, parties: Parties
+) -> tuple[str, dict[str, Any], KeptAnswers]:
+    """The paid contract's budget with its flow read once, so kept: its id, the answer, and
+    what is kept."""
+    budget_id = (await a_paid_contract(ledger, parties))["budget_id"]
+    return budget_id, await flow(ledger, budget_id, AUDITOR), kept_answers(app)
+
+
 async def test_a_change_to_another_budget_leaves_the_kept_answer_in_use(
     ledger_app: FastAPI, ledger: httpx.AsyncClient, parties: Parties
 ) -> None:
-    contract = await a_paid_contract(ledger, parties)
-    budget_id = contract["budget_id"]
-    first = await flow(ledger, budget_id, AUDITOR)
-    kept = kept_answers(ledger_app)
+    budget_id, first, kept = await a_budget_read_once(ledger_app, ledger, parties)
     hits = kept.hits
     other = await open_budget(ledger, "500.00")
     await allocate(ledger, other["id"], "100.00")
@@ -145,10 +151,7 @@ async def test_a_change_to_another_budget_leaves_the_kept_answer_in_use(
 async def test_a_rebuilt_read_model_is_read_afresh(
     ledger_app: FastAPI, ledger: httpx.AsyncClient, parties: Parties
 ) -> None:
-    contract = await a_paid_contract(ledger, parties)
-    budget_id = contract["budget_id"]
-    first = await flow(ledger, budget_id, AUDITOR)
-    kept = kept_answers(ledger_app)
+    budget_id, first, kept = await a_budget_read_once(ledger_app, ledger, parties)
     misses = kept.misses
     ledger_app.state.flow_model.rebuild()
     assert await flow(ledger, budget_id, AUDITOR) == first

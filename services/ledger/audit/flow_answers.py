@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from typing import NamedTuple, overload
 from uuid import UUID
 
+from services.ledger.audit.flow_tree import Written
+
 
 class AnswerKey(NamedTuple):
     """What a written flow depends on."""
@@ -58,7 +60,7 @@ def entity_tag(key: AnswerKey) -> str:
 
 
 Key = AnswerKey | PartKey
-Kept = bytes | tuple[bytes, ...]
+Kept = bytes | Written
 """A part, or a whole answer in pieces (which may be the very parts kept beside it)."""
 
 
@@ -94,7 +96,7 @@ class KeptAnswers:
         return self._bytes
 
     @overload
-    def get(self, key: AnswerKey) -> tuple[bytes, ...] | None: ...
+    def get(self, key: AnswerKey) -> Written | None: ...
     @overload
     def get(self, key: PartKey) -> bytes | None: ...
     def get(self, key: Key) -> Kept | None:
@@ -110,7 +112,7 @@ class KeptAnswers:
             return written
 
     @overload
-    def put(self, key: AnswerKey, written: tuple[bytes, ...]) -> None: ...
+    def put(self, key: AnswerKey, written: Written) -> None: ...
     @overload
     def put(self, key: PartKey, written: bytes) -> None: ...
     def put(self, key: Key, written: Kept) -> None:
