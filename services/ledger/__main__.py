@@ -21,6 +21,9 @@ def maintain(settings: LedgerSettings, command: str) -> None:
         kept = ledger.keep_missing_entries()
         if kept:
             print(f"feed entries kept, or put in canonical form, for {kept} earlier events")
+        lined = ledger.keep_missing_lines()
+        if lined:
+            print(f"feed entries kept whole, as served, for {lined} earlier events")
         if command == "rebuild-read-models":
             print(f"flow read model rebuilt through feed position {model.rebuild()}")
         else:

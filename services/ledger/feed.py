@@ -13,8 +13,8 @@ from proto.canonical import canonical_json
 from proto.feed import FeedEntry
 from proto.ledger_events import EVENT_PAYLOADS
 from proto.money import Money
+from services.ledger.store.entries import CANONICAL_BODY_START
 from services.ledger.store.reads import FeedRow
-from services.ledger.store.recorders import CANONICAL_BODY_START
 
 # The domain's event classes (named by the library as Aggregate.Event) to their wire names.
 EVENT_TYPES: dict[str, str] = {

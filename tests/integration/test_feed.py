@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 from uuid import UUID, uuid4
 
 import httpx
@@ -12,12 +13,15 @@ from fastapi import FastAPI
 from jsonschema import Draft202012Validator
 
 from proto.actor import Actor, Role
+from proto.canonical import canonical_bytes, canonical_json
 from proto.feed import FeedEntry
 from proto.generate import SCHEMA_DIR
 from proto.ledger_events import EVENT_PAYLOADS
 from services.ledger.application import LedgerApplication
 from services.ledger.feed import feed_entry
-from services.ledger.store.recorders import ENTRIES_TABLE
+from services.ledger.main import create_app
+from services.ledger.settings import LedgerSettings
+from services.ledger.store.recorders import ENTRIES_TABLE, FEED_TABLE
 from tests.integration.test_reconcile import tell_the_story
 from tests.support.actors import (
     AUDITOR,
@@ -28,6 +32,7 @@ from tests.support.actors import (
 )
 from tests.support.catalog import Parties
 from tests.support.feeds import read_whole_feed
+from tests.support.inprocess import client_for
 from tests.support.ledger_api import allocate, deliver, ok, open_budget, sign_contract
 
 pytestmark = pytest.mark.asyncio
@@ -40,9 +45,17 @@ AUDITOR_ACTOR = Actor(role=Role.AUDITOR, organization_id=uuid4(), subject="audit
 
 
 def entries_table(app: LedgerApplication) -> str:
+    return ledger_table(app, ENTRIES_TABLE)
+
+
+def feed_table(app: LedgerApplication) -> str:
+    return ledger_table(app, FEED_TABLE)
+
+
+def ledger_table(app: LedgerApplication, name: str) -> str:
     datastore = app.recorder.datastore  # type: ignore[attr-defined]
     schema = getattr(datastore, "schema", None)
-    return f'"{schema}".{ENTRIES_TABLE}' if schema else ENTRIES_TABLE
+    return f'"{schema}".{name}' if schema else name
 
 
 def schema_file(path: Path) -> Draft202012Validator:
@@ -197,9 +210,10 @@ async def test_the_feed_served_from_kept_entries_is_the_feed_the_events_give(
     assert app.keep_missing_entries() == 0
     assert [e.model_dump(mode="json") for e in await read_whole_feed(ledger)] == computed
 
-    # Bodies kept by an earlier release, their keys in the order they were made: served just
-    # the same, and `migrate` writes them in canonical form.
+    # Bodies kept by an earlier release, their keys in the order they were made (and no
+    # lines): served just the same, and `migrate` writes them in canonical form.
     datastore = app.recorder.datastore  # type: ignore[attr-defined]
+    forget_lines(app)
     with datastore.transaction(commit=False) as cursor:
         cursor.execute(f"SELECT notification_id, body FROM {entries_table(app)}")
         kept = [(row["notification_id"], row["body"]) for row in cursor.fetchall()]
@@ -216,6 +230,139 @@ async def test_the_feed_served_from_kept_entries_is_the_feed_the_events_give(
             kept
         )
     assert [e.model_dump(mode="json") for e in await read_whole_feed(ledger)] == computed
+
+
+async def served_lines(ledger: httpx.AsyncClient) -> list[str]:
+    """The log's entries as `GET /audit/entries` serves them, one line each."""
+    response = await ledger.get(
+        "/audit/entries", params={"after": 0, "limit": 10_000}, headers=AUDITOR
+    )
+    assert response.status_code == 200, response.text
+    return response.text.splitlines()
+
+
+def run_sql(app: LedgerApplication, sql: str, *params: object) -> list[Any]:
+    """Rows of a statement run on the ledger's database behind its back (`?` placeholders)."""
+    with app.recorder.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
+        cursor.execute(sql.replace("?", mark(app)), list(params))
+        return list(cursor.fetchall()) if sql.startswith("SELECT") else []
+
+
+def kept_lines(app: LedgerApplication) -> list[str | None]:
+    """The lines kept with the entries, in position order."""
+    rows = run_sql(
+        app,
+        f"SELECT b.line FROM {entries_table(app)} b JOIN {feed_table(app)} f "
+        "USING (notification_id) ORDER BY f.position",
+    )
+    return [row["line"] for row in rows]
+
+
+def forget_lines(app: LedgerApplication) -> None:
+    """The entries as a release before lines kept them: bodies, the entry less its feed row's
+    fields (PostgreSQL keeps lines in their place; SQLite bodies)."""
+    if mark(app) != "%s":
+        return
+    table = entries_table(app)
+    for row in run_sql(app, f"SELECT notification_id, line FROM {table} WHERE line IS NOT NULL"):
+        body = {
+            key: value
+            for key, value in json.loads(row["line"]).items()
+            if key not in ("caused_by", "position", "recorded_at")
+        }
+        run_sql(
+            app,
+            f"UPDATE {table} SET body = ?, line = NULL, line_digest = NULL "
+            "WHERE notification_id = ?",
+            canonical_json(body).decode(),
+            row["notification_id"],
+        )
+
+
+@pytest.mark.postgres
+async def test_each_entry_is_kept_whole_as_served_and_served_as_kept(
+    postgres_url: str, catalog_url: str, parties: Parties
+) -> None:
+    ledger_app = create_app(LedgerSettings(database_url=postgres_url, catalog_url=catalog_url))
+    async with client_for(ledger_app) as ledger:
+        app: LedgerApplication = ledger_app.state.ledger
+        await tell_the_story(ledger, parties)
+        served = await served_lines(ledger)
+        # Written by the database, byte for byte the entry the events give.
+        computed = [
+            canonical_bytes(feed_entry(row, event)).decode()
+            for row, event in app.feed(after=0, limit=1000, by=AUDITOR_ACTOR)
+        ]
+        assert kept_lines(app) == served == computed
+        assert len(served) > 30
+        # The ledger's own reads (its leaf hashes) take each line as kept too: the line's
+        # digest is the same computed in Python as in SQL.
+        assert [row.line for row in app.reads.feed_entries(after=0, limit=1000)] == served
+
+        # Served as kept: a kept line altered is served altered, so its leaf no longer matches.
+        altered = served[2].replace('"role":', '"role" :', 1)
+        run_sql(
+            app,
+            f"UPDATE {entries_table(app)} SET line = ? WHERE line = ?",
+            altered,
+            served[2],
+        )
+        assert (await served_lines(ledger))[2] == altered
+
+        # Kept by a release before lines were: served the same, and `migrate` keeps each line.
+        forget_lines(app)
+        assert await served_lines(ledger) == served
+        assert app.keep_missing_lines() == len(served)
+        assert app.keep_missing_lines() == 0
+        assert await served_lines(ledger) == served
+        assert kept_lines(app) == served
+
+
+@pytest.mark.postgres
+async def test_entries_kept_before_lines_are_served_after_an_upgrade(
+    postgres_url: str, catalog_url: str, parties: Parties
+) -> None:
+    first = create_app(LedgerSettings(database_url=postgres_url, catalog_url=catalog_url))
+    async with client_for(first) as ledger:
+        await tell_the_story(ledger, parties)
+        served = await served_lines(ledger)
+        # The table as a release before lines made it.
+        app: LedgerApplication = first.state.ledger
+        forget_lines(app)
+        run_sql(
+            app,
+            f"ALTER TABLE {entries_table(app)} DROP COLUMN line, DROP COLUMN line_digest, "
+            "ALTER COLUMN body SET NOT NULL",
+        )
+
+    upgraded = create_app(LedgerSettings(database_url=postgres_url, catalog_url=catalog_url))
+    async with client_for(upgraded) as ledger:
+        assert await served_lines(ledger) == served
+        assert upgraded.state.ledger.keep_missing_lines() == len(served)
+        assert await served_lines(ledger) == served
+
+
+FEED_ROW_CHANGES = {
+    "its caller": ("actor_subject", "'someone-else'"),
+    "its record time": ("recorded_at", "recorded_at + 1000000"),
+}
+
+
+@pytest.mark.parametrize("change", sorted(FEED_ROW_CHANGES))
+async def test_a_feed_row_changed_behind_the_ledgers_back_shows_in_the_entry_served(
+    ledger_app: FastAPI, ledger: httpx.AsyncClient, parties: Parties, change: str
+) -> None:
+    await tell_the_story(ledger, parties)
+    app: LedgerApplication = ledger_app.state.ledger
+    honest = await served_lines(ledger)
+    column, value = FEED_ROW_CHANGES[change]
+    run_sql(app, f"UPDATE {feed_table(app)} SET {column} = {value} WHERE position = 3")
+
+    served = await served_lines(ledger)
+    assert served[:2] == honest[:2]
+    assert served[3:] == honest[3:]
+    computed = feed_entry(*app.feed(after=2, limit=1, by=AUDITOR_ACTOR)[0])
+    assert json.loads(served[2]) == computed.model_dump(mode="json") != json.loads(honest[2])
 
 
 def unsorted(body: str) -> str:

@@ -29,9 +29,10 @@ from services.ledger.domain.errors import ConcurrentWrite, NotFound, ReferenceCo
 from services.ledger.feed import STREAM_TYPES, EntryWriter, entry_body, feed_entry
 from services.ledger.history import project_as_of
 from services.ledger.sealing import PriceSealer
+from services.ledger.store.entries import event_digest
 from services.ledger.store.group_commit import GroupCommitting
 from services.ledger.store.reads import EntryRow, FeedRow, LedgerReads
-from services.ledger.store.recorders import ReferenceClaim, StreamEntry, event_digest
+from services.ledger.store.recorders import ReferenceClaim, StreamEntry
 
 A = TypeVar("A", bound=Aggregate)
 TREASURY_SCOPE = "treasury"
@@ -174,8 +175,19 @@ class LedgerBase(Application[UUID]):
             after = bodies[-1][0]
         return kept
 
+    def keep_missing_lines(self) -> int:
+        """Write the whole line of each feed entry kept before lines were, so it is served as
+        kept; how many."""
+        kept = after = 0
+        while batch := self.reads.keep_lines(after, 1000):
+            after, written = batch
+            kept += written
+        return kept
+
     def entry_json(self, row: EntryRow, writer: EntryWriter) -> str:
         """One feed entry's canonical JSON, as `GET /events` serves it and its leaf hash is over."""
+        if row.line is not None:
+            return row.line
         if row.body is not None:
             return writer.entry(row.position, row.recorded_at, row.caused_by, row.body)
         # From before bodies were kept, or from an event changed since: computed.

@@ -139,9 +139,10 @@ class Checkpointer:
                 if row.position != position:
                     raise LogDamaged(f"the feed has no entry at position {position}")
                 try:
-                    # The canonical text the ledger itself writes for the entry. On PostgreSQL
-                    # the pages served are written by the database instead, so a drift between
-                    # the two would fail every verification, never pass one unnoticed.
+                    # The canonical text served for the entry: on PostgreSQL its line, as the
+                    # database wrote it with the event. The reconciliation derives each entry
+                    # again from its event and holds it to these leaves, so a line written
+                    # wrong fails it rather than passing unnoticed.
                     entry = self._ledger.entry_json(row, writer).encode()
                 except Exception:  # whatever makes an event unreadable, it was not written so
                     raise LogDamaged(f"the entry at position {position} cannot be read") from None

@@ -20,8 +20,16 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder
 from psycopg.rows import tuple_row
 
 from proto.actor import Actor, Role
-from services.ledger.store.recorders import (
+from services.ledger.store.entries import (
+    BODY_IS_CANONICAL,
     CANONICAL_BODY_START,
+    EVENT_DIGEST,
+    KEPT_ENTRY,
+    SERVED_LINE,
+    event_digest,
+    line_digest,
+)
+from services.ledger.store.recorders import (
     CHECKPOINTS_TABLE,
     ENTRIES_TABLE,
     FEED_TABLE,
@@ -30,7 +38,6 @@ from services.ledger.store.recorders import (
     STREAM_FACTS,
     STREAMS_TABLE,
     TAGS_TABLE,
-    event_digest,
 )
 
 
@@ -46,12 +53,13 @@ class FeedRow:
 
 @dataclass(frozen=True)
 class EntryRow:
-    """A feed row with its entry's JSON body as kept with its event, if one still matches it;
-    else with its stored event, to compute the entry from."""
+    """A feed row with its entry as kept with its event, if what it was made from is still as
+    stored: its whole line, or its JSON body; else with its stored event, to compute it from."""
 
     position: int
     recorded_at: datetime
     caused_by: Actor
+    line: str | None
     body: str | None
     stored: FeedRow | None
 
@@ -79,37 +87,50 @@ def datetime_to_micros(moment: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-# An entry's canonical JSON (proto/canonical.py) from its kept canonical body and its feed row,
-# as services/ledger/feed.py's EntryWriter writes it, only where the body still matches its
-# event (store/recorders.py, event_digest). The row's position and time go where their keys
-# sort: before the body's `,"stream_id":"<its stream>"`, found once, the entry's own (no
-# payload holds its own stream's id under that key); its caller first.
-_ENTRY_PAGE = """
+# A page of entries' lines (store/entries.py), joined into one text by the database: one
+# value to fetch, not a row per entry.
+_ENTRY_PAGE = (
+    """
 WITH page AS (
-SELECT f.position, CASE
-  WHEN left(b.body, {start_length}) = '{start}' AND b.digest = sha256(
-    convert_to(e.originator_id::text || '|' || e.originator_version || '|' || e.topic || '|',
-    'UTF8') || e.state)
-  THEN '{{"caused_by":{{"organization_id":"' || f.actor_organization || '","role":"'
-    || f.actor_role || '","subject":' || to_json(f.actor_subject)::text || '}},'
-    || replace(substr(b.body, 2), s.mark, ',"position":' || f.position || ',"recorded_at":"'
-      || to_char(timestamp 'epoch' + f.recorded_at * interval '1 microsecond',
-                 'YYYY-MM-DD"T"HH24:MI:SS')
-      || CASE WHEN mod(f.recorded_at, 1000000) = 0 THEN ''
-              ELSE '.' || lpad(mod(f.recorded_at, 1000000)::text, 6, '0') END
-      || 'Z"' || s.mark)
-  END AS line
+SELECT f.position, """
+    + SERVED_LINE
+    + """ AS line
 FROM {feed} f
 JOIN {events} e ON e.notification_id = f.notification_id
 LEFT JOIN {entries} b ON b.notification_id = f.notification_id
-CROSS JOIN LATERAL (SELECT ',"stream_id":"' || e.originator_id::text || '"' AS mark) s
 WHERE f.position > %(after)s ORDER BY f.position LIMIT %(limit)s
 )
--- The whole page as one text: one value to fetch, not a row per entry.
 SELECT string_agg(line, %(separator)s ORDER BY position) AS text, count(*) AS entries,
   count(line) AS written, max(position) AS last
 FROM page
 """
+)
+
+# Lines in place of the bodies of a batch of entries kept by a release before lines were, where
+# the body is canonical and still matches its event; the batch's last notification id, to go
+# on after.
+_KEEP_LINES = (
+    """
+WITH batch AS (
+  SELECT notification_id FROM {entries} WHERE line IS NULL AND notification_id > %(after)s
+  ORDER BY notification_id LIMIT %(limit)s
+), kept AS (
+  UPDATE {entries} b SET (body, line, line_digest) = ("""
+    + KEPT_ENTRY
+    + """)
+  FROM {feed} f JOIN {events} e ON e.notification_id = f.notification_id
+  WHERE b.notification_id IN (SELECT notification_id FROM batch)
+    AND f.notification_id = b.notification_id AND """
+    + BODY_IS_CANONICAL
+    + """ AND b.digest = """
+    + EVENT_DIGEST
+    + """
+  RETURNING b.line
+)
+SELECT (SELECT max(notification_id) FROM batch) AS last,
+  (SELECT count(line) FROM kept) AS kept
+"""
+)
 
 
 @dataclass(frozen=True)
@@ -244,16 +265,19 @@ class LedgerReads(LedgerSql):
         return [self._feed_row(r) for r in rows]
 
     def feed_entries(self, after: int, limit: int) -> list[EntryRow]:
-        """Entries after a position, in order, with the bodies kept for them."""
+        """Entries after a position, in order, with the lines or bodies kept for them."""
+        # SQLite keeps bodies only (store/entries.py).
+        lines = ("b.line", "b.line_digest") if self._postgres else ("NULL", "NULL")
         rows = self._tuples(
-            self._feed_select("b.digest", "b.body")
+            self._feed_select("b.digest", "b.body", *lines)
             + f"LEFT JOIN {self._table(ENTRIES_TABLE)} b ON b.notification_id = f.notification_id "
             "WHERE f.position > ? ORDER BY f.position LIMIT ?",
             (after, limit),
         )
         found = []
         callers: dict[tuple[str, str, str], Actor] = {}  # few, and each made once
-        for position, micros, role, organization, subject, *stored, digest, body in rows:
+        for position, micros, *row, digest, body, line, line_kept_with in rows:
+            role, organization, subject, *stored = row
             caller = callers.get((role, organization, subject))
             if caller is None:
                 caller = callers[role, organization, subject] = self._caller(
@@ -261,16 +285,22 @@ class LedgerReads(LedgerSql):
                 )
             recorded_at = micros_to_datetime(micros)
             event = self._stored(*stored)
+            # Served only while what it was made from is as stored: else what that now says.
+            if line is not None and bytes(line_kept_with) != line_digest(
+                event, position, micros, (role, organization, subject)
+            ):
+                line = None
             if body is not None and bytes(digest) != event_digest(event):
-                body = None  # the event was changed since: serve what it now says
+                body = None
             found.append(
                 EntryRow(
                     position=position,
                     recorded_at=recorded_at,
                     caused_by=caller,
+                    line=line,
                     body=body,
                     stored=None
-                    if body is not None
+                    if line is not None or body is not None
                     else FeedRow(position, recorded_at, caller, event),
                 )
             )
@@ -282,22 +312,39 @@ class LedgerReads(LedgerSql):
         or where no canonical body is kept or an event was changed since."""
         if not self._postgres:
             return None
-        tables = {
-            "feed": self._table(FEED_TABLE),
-            "events": self._events,
-            "entries": self._table(ENTRIES_TABLE),
-            "start": CANONICAL_BODY_START,
-            "start_length": len(CANONICAL_BODY_START),
-        }
         params = {"after": after, "limit": limit, "separator": separator}
         with self._cursor() as cursor:
             # One page is read by one backend: a parallel plan costs more CPU than it saves.
             cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
-            cursor.execute(_ENTRY_PAGE.format(**tables), params)
+            # Room to put a page of lines (up to 10,000 of 1-2 kB) in order in memory, not on disk.
+            cursor.execute("SET LOCAL work_mem = '32MB'")
+            cursor.execute(self._entry_sql(_ENTRY_PAGE), params)
             row = cursor.fetchone()
         if row["written"] != row["entries"]:
             return None
         return EntryPage(row["text"] or "", row["last"])
+
+    def keep_lines(self, after: int, limit: int) -> tuple[int, int] | None:
+        """Write the lines of up to `limit` entries kept without one (by a release before lines
+        were) after a notification id: (the last id looked at, lines written). None when no
+        entry after it lacks a line, and on SQLite, which serves entries from their bodies."""
+        if not self._postgres:
+            return None
+        with self._datastore.transaction(commit=True) as cursor:
+            cursor.execute(self._entry_sql(_KEEP_LINES), {"after": after, "limit": limit})
+            row: Any = cursor.fetchone()
+        return None if row["last"] is None else (int(row["last"]), int(row["kept"]))
+
+    def _entry_sql(self, sql: str) -> str:
+        """SQL over `{feed}`, `{events}` and `{entries}`, with the tables' names in."""
+        # Not str.format: the lines' JSON is full of braces.
+        for name, table in (
+            ("feed", self._table(FEED_TABLE)),
+            ("events", self._events),
+            ("entries", self._table(ENTRIES_TABLE)),
+        ):
+            sql = sql.replace("{" + name + "}", table)
+        return sql
 
     def unkept_entries(self, after: int, limit: int) -> list[tuple[int, StoredEvent]]:
         """Stored events no entry body was kept for, after a notification id, in its order."""

@@ -19,12 +19,14 @@ checkpointer after the fact rather than with the events:
   the feed, kept so proofs need not decode every event again.
 - `ledger_checkpoints`: the signed tree heads, one per tree size, kept for good.
 
-`ledger_feed_entries` keeps, with the events too, each event's feed entry as the API serves it
-(less its position, record time and caller, which the feed row holds), so reading the feed
-need not decode every event again; and a digest of the event it was made from. A body is
-served only while its event still has that digest, so the feed always shows the events as
-stored (an event altered behind the ledger's back shows, and fails verification). Rows from
-before bodies were kept have none; they are computed.
+`ledger_feed_entries` keeps, with the events too, each event's feed entry as the API serves it,
+so reading the feed need not decode every event again (services/ledger/store/entries.py): on
+PostgreSQL its whole line, written by the database once the feed row is in, with a digest of
+the event and the feed row; on SQLite its body (the entry less its position, record time and
+caller, which the feed row holds) with a digest of the event. Either is served only while what
+it was made from still has that digest, so the feed always shows the events as stored (one
+altered behind the ledger's back shows, and fails verification). Rows from before entries
+were kept have none; they are computed.
 
 And four for read models, rebuildable from the feed (services/ledger/audit/flow_model.py):
 
@@ -43,7 +45,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from hashlib import sha256
 from typing import Any
 from uuid import UUID
 
@@ -52,9 +53,10 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 from psycopg import Cursor, Rollback
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Identifier, Literal
 
 from proto.actor import Actor
+from services.ledger.store.entries import KEPT_ENTRY, event_digest
 from services.ledger.store.group_commit import GroupCommitting, NotificationIds, Write
 
 FEED_TABLE = "ledger_feed"
@@ -129,17 +131,6 @@ def _stream_rows(streams: Sequence[StreamEntry]) -> list[tuple[Any, ...]]:
 
 def _tag_rows(streams: Sequence[StreamEntry]) -> list[tuple[str, str]]:
     return [(tag, str(s.stream_id)) for s in streams for tag in s.tags]
-
-
-CANONICAL_BODY_START = '{"event_type":'
-"""How a kept body in canonical form begins (its first key sorted); earlier releases kept
-bodies with their keys in the order they were made."""
-
-
-def event_digest(event: StoredEvent) -> bytes:
-    """What an entry's body was made from: a body is served only while its event still matches."""
-    head = f"{event.originator_id}|{event.originator_version}|{event.topic}|".encode()
-    return sha256(head + event.state).digest()
 
 
 EntryRow = tuple[int, bytes, str]
@@ -321,6 +312,7 @@ class PostgresLedgerRecorder(GroupCommitting, PostgresApplicationRecorder):
             Identifier(LEAVES_TABLE),
             Identifier(CHECKPOINTS_TABLE),
         )
+        entries = Identifier(ENTRIES_TABLE)
         self.sql_create_statements.extend(
             [
                 SQL(
@@ -333,8 +325,16 @@ class PostgresLedgerRecorder(GroupCommitting, PostgresApplicationRecorder):
                 ).format(schema, feed),
                 SQL(
                     "CREATE TABLE IF NOT EXISTS {}.{} ("
-                    "notification_id bigint PRIMARY KEY, digest bytea NOT NULL, body text NOT NULL)"
-                ).format(schema, Identifier(ENTRIES_TABLE)),
+                    "notification_id bigint PRIMARY KEY, digest bytea NOT NULL, "
+                    "body text, line text, line_digest bytea)"
+                ).format(schema, entries),
+                # Made by a release before lines were: the columns added, once (no lock after).
+                SQL(
+                    "DO $$ BEGIN IF NOT EXISTS (SELECT FROM information_schema.columns "
+                    "WHERE table_schema = {} AND table_name = {} AND column_name = 'line') "
+                    "THEN ALTER TABLE {}.{} ADD COLUMN line text, ADD COLUMN line_digest bytea, "
+                    "ALTER COLUMN body DROP NOT NULL; END IF; END $$"
+                ).format(Literal(datastore.schema), Literal(ENTRIES_TABLE), schema, entries),
                 SQL(
                     "CREATE TABLE IF NOT EXISTS {}.{} ("
                     "scope text NOT NULL, reference text NOT NULL, stream_id text NOT NULL, "
@@ -399,10 +399,20 @@ class PostgresLedgerRecorder(GroupCommitting, PostgresApplicationRecorder):
             "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[]) "
             "     WITH ORDINALITY AS t(nid, role, organization, subject, ord)"
         ).format(schema, feed)
-        self._insert_entries = SQL(
-            "INSERT INTO {}.{} (notification_id, digest, body) "
-            "SELECT * FROM unnest(%s::bigint[], %s::bytea[], %s::text[])"
-        ).format(schema, Identifier(ENTRIES_TABLE))
+        # Each entry's line is written here, once, from its body and the feed row just added,
+        # and kept in place of the body.
+        self._insert_entries = (
+            SQL("INSERT INTO {}.{} (notification_id, digest, body, line, line_digest) ").format(
+                schema, entries
+            )
+            + SQL(f"SELECT b.notification_id, b.digest, {KEPT_ENTRY} ")
+            + SQL(
+                "FROM unnest(%s::bigint[], %s::bytea[], %s::text[]) "
+                "AS b(notification_id, digest, body) "
+                "JOIN {0}.{1} f ON f.notification_id = b.notification_id "
+                "JOIN {0}.{2} e ON e.notification_id = b.notification_id"
+            ).format(schema, feed, Identifier(self.events_table_name))
+        )
 
     def _append_feed_rows(
         self, curs: Cursor[DictRow], ids: Sequence[int], callers: Sequence[tuple[str, str, str]]
