@@ -124,7 +124,9 @@ class AuditClient:
             return []
         if not body.endswith(b"\n"):
             raise LedgerUnreachable(f"/audit/entries after {after} did not end its last line")
-        return body[:-1].split(b"\n")
+        lines = body.split(b"\n")
+        lines.pop()  # what follows the last line feed: nothing
+        return lines
 
     def leaves(self, up_to: int) -> Iterator[tuple[int, str]]:
         """(position, leaf hash) as the ledger recorded them, up to a position."""

@@ -56,8 +56,10 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from proto.feed import FeedEntry
+if TYPE_CHECKING:  # the auditor's tool starts without the wire models (pydantic) it needs not
+    from proto.feed import FeedEntry
 
 CHECKPOINT_ORIGIN = "community-ledger checkpoint"
 """The first line of every checkpoint note: names what the signature is about."""
