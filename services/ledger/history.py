@@ -11,6 +11,15 @@ from eventsourcing.domain import Aggregate, CanInitAggregate
 A = TypeVar("A", bound=Aggregate)
 
 
+def project(aggregate: Any, events: Iterable[Any]) -> Any:
+    """The library's projector (each event mutates the aggregate in turn) without its check of
+    each event against a runtime protocol, a tenth of a long replay's time on Python 3.11:
+    every event stored here is one of the ledger's own aggregates'."""
+    for event in events:
+        aggregate = event.mutate(aggregate)
+    return aggregate
+
+
 def project_as_of(as_of: datetime) -> Callable[[A | None, Iterable[Any]], A | None]:
     """A projector applying only the events whose business time is at or before `as_of`.
 

@@ -27,7 +27,7 @@ from services.ledger.catalog import CatalogReader
 from services.ledger.domain.budget import Budget
 from services.ledger.domain.errors import ConcurrentWrite, NotFound, ReferenceConflict
 from services.ledger.feed import STREAM_TYPES, EntryWriter, entry_body, feed_entry
-from services.ledger.history import project_as_of
+from services.ledger.history import project, project_as_of
 from services.ledger.sealing import PriceSealer
 from services.ledger.store.entries import event_digest
 from services.ledger.store.group_commit import GroupCommitting
@@ -222,7 +222,7 @@ class LedgerBase(Application[UUID]):
                 raise NotFound(f"{kind} {aggregate_id} was not yet recorded at position {position}")
         try:
             aggregate: Aggregate = (
-                self.repository.get(aggregate_id, version=version)
+                self.repository.get(aggregate_id, version=version, projector_func=project)
                 if as_of is None
                 else self._as_of(aggregate_id, as_of, version)
             )
@@ -282,7 +282,7 @@ class LedgerBase(Application[UUID]):
     def _stream_named(self, stream_id: UUID, by: Actor) -> str:
         """A stream as the caller may learn of it: by id if it may see it, else by kind only."""
         try:
-            return _named(self.repository.get(stream_id), by)
+            return _named(self.repository.get(stream_id, projector_func=project), by)
         except AggregateNotFoundError:
             return "another record"
 

@@ -38,6 +38,7 @@ from services.ledger.audit.flow_nodes import (
     touched_by,
 )
 from services.ledger.domain.errors import NotFound
+from services.ledger.history import project
 from services.ledger.store.flow_moves import FlowMove, NodeRecord
 from services.ledger.store.flow_rows import FlowRows, Overtaken
 from services.ledger.store.reads import micros_to_datetime
@@ -101,7 +102,9 @@ class FlowModel:
             aggregate, known = cached
         else:
             aggregate = (
-                self._ledger.repository.get(stream_id, version=version - 1) if version > 1 else None
+                self._ledger.repository.get(stream_id, version=version - 1, projector_func=project)
+                if version > 1
+                else None
             )
             known = nodes_of(aggregate)
         changed = event.mutate(aggregate)

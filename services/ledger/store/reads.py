@@ -216,23 +216,20 @@ class LedgerReads(LedgerSql):
             f"JOIN {self._events} e ON e.{self._event_key} = f.notification_id "
         )
 
-    @staticmethod
-    def _actor(row: Any) -> Actor:
-        return LedgerReads._caller(
-            row["actor_role"], row["actor_organization"], row["actor_subject"]
-        )
-
-    @staticmethod
-    def _caller(role: str, organization: str, subject: str) -> Actor:
-        return Actor(role=Role(role), organization_id=UUID(organization), subject=subject)
-
-    def _feed_row(self, row: Any) -> FeedRow:
-        return FeedRow(
-            position=row["position"],
-            recorded_at=micros_to_datetime(row["recorded_at"]),
-            caused_by=self._actor(row),
-            event=self._stored_event(row),
-        )
+    def _feed_rows(
+        self, sql: str, params: Sequence[Any], *more: str
+    ) -> Iterator[tuple[FeedRow, Sequence[Any]]]:
+        """Feed rows joined to their events, selected by `sql` after the joins, with `more`
+        columns; each with the row as read (its columns by index, `more` last)."""
+        callers: dict[tuple[str, str, str], Actor] = {}  # few, and each made once
+        for row in self._tuples(self._feed_select(*more) + sql, params):
+            position, micros, role, organization, subject, *stored = row[:9]
+            caller = callers.get((role, organization, subject))
+            if caller is None:
+                caller = callers[role, organization, subject] = Actor(
+                    role=Role(role), organization_id=UUID(organization), subject=subject
+                )
+            yield FeedRow(position, micros_to_datetime(micros), caller, self._stored(*stored)), row
 
     def _stored_event(self, row: Any) -> StoredEvent:
         return self._stored(
@@ -258,50 +255,39 @@ class LedgerReads(LedgerSql):
 
     def feed(self, after: int, limit: int) -> list[FeedRow]:
         """Entries after a position, in order."""
-        rows = self._rows(
-            self._feed_select() + "WHERE f.position > ? ORDER BY f.position LIMIT ?",
-            (after, limit),
-        )
-        return [self._feed_row(r) for r in rows]
+        where = "WHERE f.position > ? ORDER BY f.position LIMIT ?"
+        return [row for row, _ in self._feed_rows(where, (after, limit))]
 
     def feed_entries(self, after: int, limit: int) -> list[EntryRow]:
         """Entries after a position, in order, with the lines or bodies kept for them."""
         # SQLite keeps bodies only (store/entries.py).
         lines = ("b.line", "b.line_digest") if self._postgres else ("NULL", "NULL")
-        rows = self._tuples(
-            self._feed_select("b.digest", "b.body", *lines)
-            + f"LEFT JOIN {self._table(ENTRIES_TABLE)} b ON b.notification_id = f.notification_id "
+        found = []
+        for row, read in self._feed_rows(
+            f"LEFT JOIN {self._table(ENTRIES_TABLE)} b ON b.notification_id = f.notification_id "
             "WHERE f.position > ? ORDER BY f.position LIMIT ?",
             (after, limit),
-        )
-        found = []
-        callers: dict[tuple[str, str, str], Actor] = {}  # few, and each made once
-        for position, micros, *row, digest, body, line, line_kept_with in rows:
-            role, organization, subject, *stored = row
-            caller = callers.get((role, organization, subject))
-            if caller is None:
-                caller = callers[role, organization, subject] = self._caller(
-                    role, organization, subject
-                )
-            recorded_at = micros_to_datetime(micros)
-            event = self._stored(*stored)
+            "b.digest",
+            "b.body",
+            *lines,
+        ):
+            _, micros, role, organization, subject = read[:5]
+            digest, body, line, line_kept_with = read[-4:]
             # Served only while what it was made from is as stored: else what that now says.
             if line is not None and bytes(line_kept_with) != line_digest(
-                event, position, micros, (role, organization, subject)
+                row.event, row.position, micros, (role, organization, subject)
             ):
                 line = None
-            if body is not None and bytes(digest) != event_digest(event):
+            if body is not None and bytes(digest) != event_digest(row.event):
                 body = None
             found.append(
                 EntryRow(
-                    position=position,
-                    recorded_at=recorded_at,
-                    caused_by=caller,
+                    position=row.position,
+                    recorded_at=row.recorded_at,
+                    caused_by=row.caused_by,
                     line=line,
                     body=body,
-                    stored=None
-                    if line is not None or body is not None
-                    else FeedRow(position, recorded_at, caller, event),
+                    stored=None if line is not None or body is not None else row,
                 )
             )
         return found
@@ -392,11 +378,8 @@ class LedgerReads(LedgerSql):
 
     def stream(self, stream_id: UUID) -> list[FeedRow]:
         """One stream's entries, in version order."""
-        rows = self._rows(
-            self._feed_select() + "WHERE e.originator_id = ? ORDER BY e.originator_version",
-            (self._uuid_param(stream_id),),
-        )
-        return [self._feed_row(r) for r in rows]
+        where = "WHERE e.originator_id = ? ORDER BY e.originator_version"
+        return [row for row, _ in self._feed_rows(where, (self._uuid_param(stream_id),))]
 
     def position_known_at(self, moment: datetime) -> int:
         """The last position recorded at or before a moment (record times never decrease)."""
