@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -279,15 +281,22 @@ def forget_lines(app: LedgerApplication) -> None:
         )
 
 
+@asynccontextmanager
+async def storied_ledger(
+    database_url: str, catalog_url: str, parties: Parties
+) -> AsyncIterator[tuple[LedgerApplication, httpx.AsyncClient, list[str]]]:
+    """A ledger that has recorded the story, its client, and its log's lines as served."""
+    ledger_app = create_app(LedgerSettings(database_url=database_url, catalog_url=catalog_url))
+    async with client_for(ledger_app) as ledger:
+        await tell_the_story(ledger, parties)
+        yield ledger_app.state.ledger, ledger, await served_lines(ledger)
+
+
 @pytest.mark.postgres
 async def test_each_entry_is_kept_whole_as_served_and_served_as_kept(
     postgres_url: str, catalog_url: str, parties: Parties
 ) -> None:
-    ledger_app = create_app(LedgerSettings(database_url=postgres_url, catalog_url=catalog_url))
-    async with client_for(ledger_app) as ledger:
-        app: LedgerApplication = ledger_app.state.ledger
-        await tell_the_story(ledger, parties)
-        served = await served_lines(ledger)
+    async with storied_ledger(postgres_url, catalog_url, parties) as (app, ledger, served):
         # Written by the database, byte for byte the entry the events give.
         computed = [
             canonical_bytes(feed_entry(row, event)).decode()
@@ -322,12 +331,8 @@ async def test_each_entry_is_kept_whole_as_served_and_served_as_kept(
 async def test_entries_kept_before_lines_are_served_after_an_upgrade(
     postgres_url: str, catalog_url: str, parties: Parties
 ) -> None:
-    first = create_app(LedgerSettings(database_url=postgres_url, catalog_url=catalog_url))
-    async with client_for(first) as ledger:
-        await tell_the_story(ledger, parties)
-        served = await served_lines(ledger)
+    async with storied_ledger(postgres_url, catalog_url, parties) as (app, _, served):
         # The table as a release before lines made it.
-        app: LedgerApplication = first.state.ledger
         forget_lines(app)
         run_sql(
             app,
