@@ -8,7 +8,7 @@ themselves; either way the tree is grown from them (services/ledger/audit/flow_t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
@@ -61,6 +61,22 @@ def replayed_nodes(
     position: int,
 ) -> dict[str, NodeState]:
     """The flow's nodes from the budget and its contracts and grants, each replayed."""
+    nodes: dict[str, NodeState] = {}
+    for _, own in replayed_streams(ledger, budget_id, by=by, as_of=as_of, position=position):
+        nodes.update(own)
+    return nodes
+
+
+def replayed_streams(
+    ledger: LedgerApplication,
+    budget_id: UUID,
+    *,
+    by: Actor,
+    as_of: datetime | None,
+    position: int,
+) -> Iterator[tuple[UUID, dict[str, NodeState]]]:
+    """(stream id, its nodes) of the budget, then of each contract and grant committed against
+    it, each replayed in turn: a flow a stream at a time, however large the whole."""
     budget = ledger.get_budget(budget_id, by=by, as_of=as_of, known_at=position)
     # The budget names what is committed against it, but not whether each holder is a contract
     # or a grant; the stream index knows, and lists streams created later too, which is harmless.
@@ -75,7 +91,7 @@ def replayed_nodes(
             by=by,
         )
     )
-    nodes = _ranked(nodes_of(budget))
+    yield budget_id, _ranked(nodes_of(budget))
     for allocation in budget.allocations.values():
         for holder_id in allocation.commitments:
             load = ledger.get_contract if holder_id in contract_ids else ledger.get_grant
@@ -83,8 +99,7 @@ def replayed_nodes(
                 holder = load(holder_id, by=by, as_of=as_of, known_at=position)
             except NotFound:
                 continue  # committed on terms its own record does not yet show: left out
-            nodes.update(_ranked(nodes_of(holder)))
-    return nodes
+            yield holder_id, _ranked(nodes_of(holder))
 
 
 def _ranked(nodes: dict[str, NodeState]) -> dict[str, NodeState]:

@@ -8,17 +8,17 @@ and must come out the same, node for node.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from uuid import UUID
 
 from proto.actor import Actor
 from proto.reconciliation import EventRef, Violation
 from services.common.collector import collector_paused
 from services.ledger.application import LedgerApplication
-from services.ledger.audit.flow import replayed_nodes
+from services.ledger.audit.flow import replayed_streams
 from services.ledger.audit.flow_model import FlowModel
-from services.ledger.audit.flow_nodes import node_key
-from services.ledger.audit.flow_tree import Branch, grow
+from services.ledger.audit.flow_nodes import DEEP_KINDS, SHALLOW_KINDS, NodeState, node_key
+from services.ledger.audit.flow_tree import Branch, grow, lone
 from services.ledger.audit.reconcile import FLOW_MODEL, event_ref, feed_pages
 
 _PAGE = 1000
@@ -35,20 +35,28 @@ def _budget_ids(ledger: LedgerApplication) -> Iterator[UUID]:
         after = page[-1][0]
 
 
-def _difference(replayed: Branch, kept: Branch) -> tuple[str, str] | None:
-    """(id of the first node that differs, what differs), depth first; None if none does."""
-    kept_nodes = {(b.kind, b.id): b for b in kept.walk()}
-    for branch in replayed.walk():
+def _difference(replayed: Iterable[Branch], kept: Iterable[Branch]) -> tuple[str, str] | None:
+    """(id of the first node that differs, what differs), in the replayed nodes' order; None if
+    none does."""
+    kept_nodes = {(b.kind, b.id): b for b in kept}
+    for branch in replayed:
         other = kept_nodes.pop((branch.kind, branch.id), None)
         if other is None:
             return branch.id, f"the read model lacks {branch.kind} {branch.id}"
         mine, theirs = branch.fields(), other.fields()
         changed = sorted(name for name in mine if mine[name] != theirs[name])
+        if branch.node.parent != other.node.parent:
+            changed.append("what it hangs from")
         if changed:
             return branch.id, f"{branch.kind} {branch.id} differs in {', '.join(changed)}"
     for kind, node_id in kept_nodes:
         return node_id, f"the read model has a {kind} {node_id} the events do not"
     return None
+
+
+def _below_holders(nodes: Mapping[str, NodeState]) -> Iterator[Branch]:
+    """The nodes below a contract or grant, each alone: their figures are their own."""
+    return (lone(node) for node in nodes.values() if node.kind in DEEP_KINDS)
 
 
 def flow_model_check(
@@ -68,23 +76,43 @@ def flow_model_check(
 def _check_budget(
     ledger: LedgerApplication, model: FlowModel, budget_id: UUID, by: Actor, head: int
 ) -> Violation | None:
-    """One budget's flow both ways, or the violation naming where they part."""
-    root = node_key(budget_id, "budget", budget_id)
+    """One budget's flow both ways, or the violation naming where they part.
+
+    A contract or grant at a time below the holders, then the tree down to them: what is held
+    at once is one stream's nodes, however many lie behind the budget.
+    """
+    model.catch_up(head)
+    shallow: dict[str, NodeState] = {}
     try:
-        events_tree = grow(
-            replayed_nodes(ledger, budget_id, by=by, as_of=None, position=head), root
-        )
+        for stream_id, own in replayed_streams(ledger, budget_id, by=by, as_of=None, position=head):
+            shallow.update((key, node) for key, node in own.items() if node.kind in SHALLOW_KINDS)
+            if stream_id == budget_id:
+                continue
+            with collector_paused():
+                kept = model.stream_nodes(
+                    budget_id, [stream_id], position=head, as_of=None, kinds=DEEP_KINDS
+                )[stream_id]
+                difference = _difference(_below_holders(own), _below_holders(kept))
+            if difference is not None:
+                return _violation(ledger, budget_id, head, *difference)
     except Exception as error:
         # Events that no longer replay (edited, say) are the other checks' findings, named
         # there with the events; there is then no flow to hold the model to.
         logger.warning("budget %s no longer replays (%r); flow not checked", budget_id, error)
         return None
+    root = node_key(budget_id, "budget", budget_id)
     with collector_paused():
-        kept = grow(model.nodes(budget_id, position=head, as_of=None), root)
-        difference = _difference(events_tree, kept)
-    if difference is None:
-        return None
-    node_id, what = difference
+        replayed = grow(shallow, root)
+        kept_tree = grow(
+            model.nodes(budget_id, position=head, as_of=None, kinds=SHALLOW_KINDS), root
+        )
+        difference = _difference(replayed.walk(), kept_tree.walk())
+    return None if difference is None else _violation(ledger, budget_id, head, *difference)
+
+
+def _violation(
+    ledger: LedgerApplication, budget_id: UUID, head: int, node_id: str, what: str
+) -> Violation:
     message = (
         f"budget {budget_id}: {what} at position {head}; rebuild the read model "
         "(python -m services.ledger rebuild-read-models) and reconcile again"

@@ -128,6 +128,14 @@ class Branch:
         return b",".join(b"".join(child.json_chunks()) for child in self.children)
 
 
+def lone(node: NodeState) -> Branch:
+    """A node as a branch of its own, its figures its own: what a delivery, payment or tranche
+    is in any tree."""
+    figures: dict[str, int | None] = dict.fromkeys(FIGURES)
+    figures.update(node.figures)
+    return Branch(node, figures, [])
+
+
 def grow(nodes: Mapping[str, NodeState], root_key: str) -> Branch:
     """The tree under `root_key`, budgets' and allocations' figures summed from below."""
     children: dict[str, list[NodeState]] = defaultdict(list)
