@@ -83,23 +83,27 @@ def _check_budget(
     """
     model.catch_up(head)
     shallow: dict[str, NodeState] = {}
-    try:
-        for stream_id, own in replayed_streams(ledger, budget_id, by=by, as_of=None, position=head):
-            shallow.update((key, node) for key, node in own.items() if node.kind in SHALLOW_KINDS)
-            if stream_id == budget_id:
-                continue
-            with collector_paused():
-                kept = model.stream_nodes(
-                    budget_id, [stream_id], position=head, as_of=None, kinds=DEEP_KINDS
-                )[stream_id]
-                difference = _difference(_below_holders(own), _below_holders(kept))
-            if difference is not None:
-                return _violation(ledger, budget_id, head, *difference)
-    except Exception as error:
-        # Events that no longer replay (edited, say) are the other checks' findings, named
-        # there with the events; there is then no flow to hold the model to.
-        logger.warning("budget %s no longer replays (%r); flow not checked", budget_id, error)
-        return None
+    streams = replayed_streams(ledger, budget_id, by=by, as_of=None, position=head)
+    while True:
+        try:
+            stream_id, own = next(streams)
+        except StopIteration:
+            break
+        except Exception as error:
+            # Events that no longer replay (edited, say) are the other checks' findings, named
+            # there with the events; there is then no flow to hold the model to.
+            logger.warning("budget %s no longer replays (%r); flow not checked", budget_id, error)
+            return None
+        shallow.update((key, node) for key, node in own.items() if node.kind in SHALLOW_KINDS)
+        if stream_id == budget_id:
+            continue
+        with collector_paused():
+            kept = model.stream_nodes(
+                budget_id, [stream_id], position=head, as_of=None, kinds=DEEP_KINDS
+            )[stream_id]
+            difference = _difference(_below_holders(own), _below_holders(kept))
+        if difference is not None:
+            return _violation(ledger, budget_id, head, *difference)
     root = node_key(budget_id, "budget", budget_id)
     with collector_paused():
         replayed = grow(shallow, root)
