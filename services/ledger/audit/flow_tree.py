@@ -128,12 +128,17 @@ class Branch:
         return b",".join(b"".join(child.json_chunks()) for child in self.children)
 
 
+def _own_figures(node: NodeState) -> dict[str, int | None]:
+    """Every wire figure of a node, None where it has none of its own."""
+    figures: dict[str, int | None] = dict.fromkeys(FIGURES)
+    figures.update(node.figures)
+    return figures
+
+
 def lone(node: NodeState) -> Branch:
     """A node as a branch of its own, its figures its own: what a delivery, payment or tranche
     is in any tree."""
-    figures: dict[str, int | None] = dict.fromkeys(FIGURES)
-    figures.update(node.figures)
-    return Branch(node, figures, [])
+    return Branch(node, _own_figures(node), [])
 
 
 def grow(nodes: Mapping[str, NodeState], root_key: str) -> Branch:
@@ -155,8 +160,7 @@ def grow(nodes: Mapping[str, NodeState], root_key: str) -> Branch:
 
     def branch(node: NodeState) -> Branch:
         kids = [branch(child) for child in below(node)]
-        figures: dict[str, int | None] = dict.fromkeys(FIGURES)
-        figures.update(node.figures)
+        figures = _own_figures(node)
         if node.kind in ("budget", "allocation"):
             for name in ("released", "accepted", "paid"):
                 figures[name] = sum(kid.figures.get(name) or 0 for kid in kids)
