@@ -295,7 +295,8 @@ class LedgerReads(LedgerSql):
     def entry_page(self, after: int, limit: int, separator: str) -> EntryPage | None:
         """The canonical JSON of the entries after a position, joined by `separator`, written
         by the database itself. None where it cannot write every one: on SQLite (no SHA-256),
-        or where no canonical body is kept or an event was changed since."""
+        or where an entry has neither a line nor a canonical body still matching what it was
+        made from (its event; for a line, its feed row too)."""
         if not self._postgres:
             return None
         params = {"after": after, "limit": limit, "separator": separator}
@@ -304,14 +305,12 @@ class LedgerReads(LedgerSql):
             # the keys, is always the plan. Left to itself, the planner reaches for parallel
             # workers, or (its estimates stale after a bulk load, and given the memory) hashes
             # all the events, five times slower.
-            for setting in (
-                "max_parallel_workers_per_gather = 0",
-                "enable_hashjoin = off",
-                "enable_mergejoin = off",
-                # Room to put a page of lines (1-2 kB each) in order in memory, not on disk.
-                "work_mem = '32MB'",
-            ):
-                cursor.execute(f"SET LOCAL {setting}")
+            # One round trip for all four; work_mem is room to put a page of lines (1-2 kB
+            # each) in order in memory, not on disk.
+            cursor.execute(
+                "SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL enable_hashjoin = off; "
+                "SET LOCAL enable_mergejoin = off; SET LOCAL work_mem = '32MB'"
+            )
             cursor.execute(self._entry_sql(_ENTRY_PAGE), params)
             row = cursor.fetchone()
         if row["written"] != row["entries"]:
