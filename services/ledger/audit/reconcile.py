@@ -3,16 +3,19 @@
 Independent of the write path on purpose: it reads the feed's wire form (proto/), keeps its own
 totals in integer fen and never asks the aggregates, so a bug in the domain code, or a row edited
 behind the application's back, shows up here instead of being repeated. The feed is read in
-pages; what stays in memory is a few totals per stream (and, per contract, the dates and amounts
-of its acceptances and payments, which the business-time check needs), never the events.
+pages; what stays in memory is a few totals per stream (and, per contract, the date, amounts and
+position of each acceptance and payment, which the business-time check needs), never the events.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right, insort
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter
+from typing import NamedTuple
 from uuid import UUID
 
 from proto import ledger_events as ev
@@ -77,7 +80,17 @@ def event_ref(item: Item) -> EventRef:
     """How a violation names a feed item, readable or not."""
     if isinstance(item, UnreadableEvent):
         return item.ref
-    return EventRef.model_validate(item.model_dump(include=set(EventRef.model_fields)))
+    return EventRef(
+        position=item.position,
+        stream_id=item.stream_id,
+        stream_type=item.stream_type,
+        stream_version=item.stream_version,
+        event_type=item.event_type,
+    )
+
+
+def _position(item: Item) -> int:
+    return item.ref.position if isinstance(item, UnreadableEvent) else item.position
 
 
 def _unreadable(row: FeedRow, error: Exception) -> UnreadableEvent:
@@ -128,12 +141,32 @@ class _Commitment:
     made: EventRef
 
 
-@dataclass(frozen=True)
-class _Dated:
+class _Dated(NamedTuple):
+    """An acceptance or payment of a contract: its business date, amounts, and where it is.
+
+    A tuple rather than the event's EventRef: a contract can hold tens of thousands of them,
+    and the reference is made again only for a violation that names one.
+    """
+
     at: datetime
     accepted: int
     paid: int
-    ref: EventRef
+    position: int
+    version: int
+    event_type: str
+
+    def ref(self, contract: EventRef) -> EventRef:
+        """The event, named as a violation names it, given another event of its contract."""
+        return EventRef(
+            position=self.position,
+            stream_id=contract.stream_id,
+            stream_type=contract.stream_type,
+            stream_version=self.version,
+            event_type=self.event_type,
+        )
+
+
+_DATE = attrgetter("at")
 
 
 @dataclass
@@ -144,6 +177,7 @@ class _Holder:
     opened: EventRef | None = None
     budget_id: UUID | None = None
     allocation_id: UUID | None = None
+    # Kept in business-date order, so what is dated after a payment is the list's tail.
     timeline: list[_Dated] = field(default_factory=list)
 
 
@@ -301,7 +335,8 @@ class _Replay:
             self.exceeds(DISBURSED, held, "disbursed", "value", ref, where)
             return
         if dated is not None:
-            holder.timeline.append(_Dated(at, *dated, ref))
+            entry = _Dated(at, *dated, ref.position, ref.stream_version, ref.event_type)
+            insort(holder.timeline, entry, key=_DATE)
             for name, delta in zip(("accepted", "paid"), dated, strict=True):
                 if delta:
                     self.move(held, name, delta, ref)
@@ -315,11 +350,14 @@ class _Replay:
     def _dated(
         self, ref: EventRef, at: datetime, payment: ev.PaymentRecorded, holder: _Holder
     ) -> None:
-        accepted = sum(d.accepted for d in holder.timeline if d.at <= at)
-        paid = sum(d.paid for d in holder.timeline if d.at <= at)
+        # The contract's totals less what is dated after the payment: usually nothing is, so
+        # the check costs a search, not a sum over every acceptance and payment so far.
+        after = holder.timeline[bisect_right(holder.timeline, at, key=_DATE) :]
+        accepted = self.tallies[ref.stream_id, "accepted"].fen - sum(d.accepted for d in after)
+        paid = self.tallies[ref.stream_id, "paid"].fen - sum(d.paid for d in after)
         if paid <= accepted:
             return
-        later = [d.ref for d in holder.timeline if d.accepted > 0 and d.at > at]
+        later = [d.ref(ref) for d in after if d.accepted > 0]
         self.report(
             PAID_EARLY,
             f"contract {ref.stream_id}: payment {payment.reference!r} of "
@@ -388,19 +426,22 @@ def reconcile(
     after = 0
     while after < head:
         # Events recorded after `head` was read belong to the next run, not half to this one.
-        page = [item for item in read_page(after, page_size) if event_ref(item).position <= head]
+        page = [item for item in read_page(after, page_size) if _position(item) <= head]
         if not page:
             break
         for item in page:
             replay.see(item)
-        after = event_ref(page[-1]).position
+        after = _position(page[-1])
     replay.finish(head)
-    found = Counter(v.rule for v in replay.violations)
+    checked, violations = replay.count, replay.violations
+    # The replay's state grows with the ledger's largest contract; the checks beside the feed
+    # hold their own, so it goes before they run rather than beside them.
+    del replay
+    found = Counter(v.rule for v in violations)
     checks = [
         CheckRun(rule=rule, invariant=invariant, ran=True, violations=found[rule])
         for rule, invariant in CHECKS.items()
     ]
-    violations = list(replay.violations)
     for rule, invariant, outer in (
         (MERKLE, MERKLE_INVARIANT, merkle),
         (FLOW_MODEL, FLOW_MODEL_INVARIANT, flow_model),
@@ -414,7 +455,7 @@ def reconcile(
         violations += outer_found
     return Reconciliation(
         checked_through=head,
-        events_checked=replay.count,
+        events_checked=checked,
         checks=checks,
         violations=violations,
     )
