@@ -24,7 +24,7 @@ from bench.document import render, show
 from bench.loadgen import LoadGenerator
 from bench.machine import describe, load_average
 from bench.memory import MemoryMonitor
-from bench.report import Target, ceilings, fmt, targets
+from bench.report import Target, ceilings, fmt, million_estimate, targets
 from bench.results import Results, Row
 from bench.run import Run
 from bench.services import Cores, Stack
@@ -122,37 +122,7 @@ def _method(results: Results, sizes: Sizes, cores: Cores, poll: float) -> None:
     }
 
 
-MILLION = 1_000_000
-BUDGET_SECONDS = 15 * 60  # what the issue gives `make bench`
 PHASES = ("appends", "as-of", "feed", "webhooks")
-
-
-def _million(results: Results) -> str | None:
-    """What 1,000,000 feed entries would cost at this run's rates, when fewer were used."""
-    feed = next((r for r in results.rows if r.group == "feed"), None)
-    check = next((r for r in results.rows if r.group == "verify"), None)
-    if feed is None or check is None or not feed.rate or not check.rate:
-        return None
-    entries = results.feed_entries
-    if entries >= MILLION:
-        return None
-    steps = [
-        (what, n / s) for what, n, s in results.catch_up if n and s > 0 and "hooks" not in what
-    ]
-    steps += [("paging through the feed", feed.rate), ("ledger-audit verify", check.rate)]
-    per_million = sum(MILLION / rate for _, rate in steps)
-    parts = ", ".join(f"{what} {MILLION / rate / 60:.1f} min" for what, rate in steps)
-    ran = sum(seconds for _, seconds, _ in results.phases)
-    whole = ran + per_million * (MILLION - entries) / MILLION
-    fits = "within" if whole < BUDGET_SECONDS else "more than"
-    return (
-        f"**Feed size: {entries:,} entries, not 1,000,000.** At this run's rates a million "
-        f"would take the run from {ran / 60:.0f} to about {whole / 60:.0f} minutes, {fits} "
-        f"the 15 minutes `make bench` has (a million entries: {parts}). By default the feed "
-        "and the verification read the ledger the as-of seeding leaves, so that a run on a "
-        "slow hour stays within them; `python -m bench --feed-entries 1000000` seeds up to a "
-        "million (the extra on a second budget)."
-    )
 
 
 @app.command()
@@ -220,7 +190,7 @@ def main(
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     _method(results, sizes, cores, notifier_poll_seconds)
-    million = _million(results)
+    million = million_estimate(results, sizes.repetitions)
     if million is not None:
         results.notes.insert(0, million)
     found, ratios = _judge(results, sizes)

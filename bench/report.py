@@ -8,10 +8,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bench.results import Results, Row
+from bench.results import FLOW_CAUGHT_UP, LEAVES_HASHED, Results, Row
 from bench.stats import median
 
 APPEND_P99_BOUND_MS = 50.0
+MILLION = 1_000_000
+BUDGET_SECONDS = 15 * 60  # what the issue gives `make bench`
 PROFILE_PLACEHOLDER = "_To be filled in: what a profile of each missed target shows._"
 
 
@@ -208,3 +210,42 @@ def rows_table(rows: list[Row], *, latency: str = "ms") -> list[str]:
             f"{fmt(row.p99)} | {row.errors} | {server} | {cpu} | {note} |"
         )
     return lines
+
+
+def million_estimate(results: Results, repetitions: int) -> str | None:
+    """What 1,000,000 feed entries would cost at this run's rates, when fewer were used.
+
+    A floor: the read model's catch-up slows per entry as a budget grows.
+    """
+    feed = next((r for r in results.rows if r.group == "feed"), None)
+    check = next((r for r in results.rows if r.group == "verify"), None)
+    entries = results.feed_entries
+    if feed is None or check is None or not feed.rate or not check.rate or entries >= MILLION:
+        return None
+    per_million = {
+        what: MILLION * seconds / n
+        for what, n, seconds in results.catch_up
+        if n and seconds > 0 and "hooks" not in what
+    }
+    # The read model and the leaves catch up at once: only the longer of the two adds time.
+    beside = [per_million.pop(w) for w in (FLOW_CAUGHT_UP, LEAVES_HASHED) if w in per_million]
+    steps = list(per_million.items())
+    if beside:
+        steps.append(("catching up (the read model and the leaves side by side)", max(beside)))
+    steps += [
+        (f"paging through the feed {repetitions}×", repetitions * MILLION / feed.rate),
+        (f"ledger-audit verify {repetitions}×", repetitions * MILLION / check.rate),
+    ]
+    parts = ", ".join(f"{what} {seconds / 60:.1f} min" for what, seconds in steps)
+    ran = sum(seconds for _, seconds, _ in results.phases)
+    whole = ran + sum(seconds for _, seconds in steps) * (MILLION - entries) / MILLION
+    fits = "so it may fit within" if whole < BUDGET_SECONDS else "more than"
+    return (
+        f"**Feed size: {entries:,} entries, not 1,000,000.** At this run's rates a million "
+        f"would take the run from {ran / 60:.0f} to at least {whole / 60:.0f} minutes, {fits} "
+        f"the 15 minutes `make bench` has (a million entries: {parts}; the read model catches "
+        "up more slowly per entry as a budget grows). By default the feed and the verification "
+        "read the ledger the as-of seeding leaves, so that a run on a slow hour stays within "
+        "them; `python -m bench --feed-entries 1000000` seeds up to a million (the extra on a "
+        "second budget)."
+    )

@@ -10,6 +10,9 @@ from bench.stats import median
 # A load generator using this share of its core or more was itself the limit: the figure is
 # then a floor of what the server does.
 SATURATED_SHARE = 0.9
+# The two catch-ups after seeding, each in a process of its own, side by side.
+FLOW_CAUGHT_UP = "flow read model caught up (separate process)"
+LEAVES_HASHED = "Merkle leaves hashed and checkpoint signed (separate process)"
 
 
 @dataclass

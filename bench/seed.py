@@ -28,6 +28,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import PersistenceError
 
+from bench.results import FLOW_CAUGHT_UP, LEAVES_HASHED
 from bench.world import DELIVERY_PERIOD, ContractRef
 from demo.load import CHINA
 from proto.actor import Actor, Role
@@ -215,11 +216,11 @@ def _follow(which: str, database_url: str, catalog_url: str) -> tuple[str, int, 
     try:
         if which == "flow":
             reached = FlowModel(ledger).catch_up()
-            name = "flow read model caught up (separate process)"
+            name = FLOW_CAUGHT_UP
         else:
             settings = LedgerSettings(database_url=database_url, catalog_url=catalog_url)
             reached = Checkpointer.from_settings(ledger, settings).take()[0].tree_size
-            name = "Merkle leaves hashed and checkpoint signed (separate process)"
+            name = LEAVES_HASHED
     finally:
         ledger.close()
     return name, reached, time.perf_counter() - started

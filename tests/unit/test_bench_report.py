@@ -10,8 +10,16 @@ import pytest
 
 from bench import document
 from bench.document import render
-from bench.report import PROFILE_PLACEHOLDER, Target, ceilings, cpu_per, fmt, targets
-from bench.results import Results, Row
+from bench.report import (
+    PROFILE_PLACEHOLDER,
+    Target,
+    ceilings,
+    cpu_per,
+    fmt,
+    million_estimate,
+    targets,
+)
+from bench.results import FLOW_CAUGHT_UP, LEAVES_HASHED, Results, Row
 from bench.stats import median, percentile
 
 
@@ -155,3 +163,38 @@ def test_the_report_has_the_machine_the_targets_and_a_place_for_the_profile(
     (tmp_path / "profile.md").write_text("Appends wait on the database.\n", encoding="utf-8")
     text = render(results, found, [])
     assert text.rstrip().endswith("## What the profile shows\n\nAppends wait on the database.")
+
+
+def _smaller_run(seeding_seconds: float, entries: int = 100_000) -> Results:
+    """A run over `entries` feed entries that took six minutes, with its catch-ups' times."""
+    results = Results(feed_entries=entries)
+    results.phases = [("all of it", 360.0, "")]
+    results.catch_up = [
+        ("seeding (in-process, one writer)", entries, seeding_seconds),
+        (FLOW_CAUGHT_UP, entries, 12.0),  # 120 s a million
+        (LEAVES_HASHED, entries, 3.0),  # beside the read model's: adds nothing
+        ("reconciliation of ledger (GET /audit/reconcile)", entries, 20.0),  # 200 s
+        ("reconciliation of ledger-hooks (GET /audit/reconcile)", 134, 1.0),  # another ledger
+    ]
+    results.row("feed", "paging", "entries/s").add(50_000)  # 20 s a million, each time
+    results.row("verify", "ledger-audit verify", "entries/s").add(100_000)  # 10 s
+    return results
+
+
+def test_a_million_is_estimated_with_each_repetition_and_the_catch_ups_side_by_side() -> None:
+    # A million: seeding 200 s, catching up 120, reconciling 200, three feeds 60 and three
+    # verifications 30, 610 s in all; nine tenths of it is still to do: 360 + 549 s.
+    said = million_estimate(_smaller_run(seeding_seconds=20.0), repetitions=3)
+
+    assert said is not None
+    assert "from 6 to at least 15 minutes, more than the 15 minutes" in said
+    assert "catching up (the read model and the leaves side by side) 2.0 min" in said
+    assert "paging through the feed 3× 1.0 min, ledger-audit verify 3× 0.5 min" in said
+    assert "hooks" not in said
+
+
+def test_a_million_that_may_fit_is_said_to_and_a_million_run_needs_no_estimate() -> None:
+    said = million_estimate(_smaller_run(seeding_seconds=5.0), repetitions=3)
+    assert said is not None
+    assert "to at least 13 minutes, so it may fit within the 15 minutes" in said
+    assert million_estimate(_smaller_run(5.0, entries=1_000_000), repetitions=3) is None
