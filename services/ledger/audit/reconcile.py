@@ -434,8 +434,8 @@ def reconcile(
         after = _position(page[-1])
     replay.finish(head)
     checked, violations = replay.count, replay.violations
-    # The replay's state grows with the ledger's largest contract; the checks beside the feed
-    # hold their own, so it goes before they run rather than beside them.
+    # The replay's state grows with the ledger (every contract's dated records); the checks
+    # beside the feed hold their own, so it goes before they run rather than beside them.
     del replay
     found = Counter(v.rule for v in violations)
     checks = [
