@@ -80,13 +80,7 @@ def event_ref(item: Item) -> EventRef:
     """How a violation names a feed item, readable or not."""
     if isinstance(item, UnreadableEvent):
         return item.ref
-    return EventRef(
-        position=item.position,
-        stream_id=item.stream_id,
-        stream_type=item.stream_type,
-        stream_version=item.stream_version,
-        event_type=item.event_type,
-    )
+    return EventRef.model_validate(item, from_attributes=True)
 
 
 def _position(item: Item) -> int:
@@ -157,13 +151,12 @@ class _Dated(NamedTuple):
 
     def ref(self, contract: EventRef) -> EventRef:
         """The event, named as a violation names it, given another event of its contract."""
-        return EventRef(
-            position=self.position,
-            stream_id=contract.stream_id,
-            stream_type=contract.stream_type,
-            stream_version=self.version,
-            event_type=self.event_type,
-        )
+        update = {
+            "position": self.position,
+            "stream_version": self.version,
+            "event_type": self.event_type,
+        }
+        return contract.model_copy(update=update)
 
 
 _DATE = attrgetter("at")
