@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from typing import Any
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from services.ledger.audit.flow_model import FlowModel
 from services.ledger.audit.reconcile import FLOW_MODEL
 from services.ledger.store.flow_rows import MODEL_NAME
 from services.ledger.store.recorders import (
+    FLOW_RECORDS_TABLE,
     FLOW_TOTALS_TABLE,
     READ_MODELS_TABLE,
     RETIRED_FLOW_TABLES,
@@ -202,3 +204,30 @@ async def test_an_edited_read_model_is_reported_and_mended_by_a_rebuild(
     assert f"rebuilt through feed position {await feed_head(ledger)}" in done.stdout
     assert (await reconciled(ledger)).violations == []
     await assert_same_as_replay(ledger, story.budget_id)
+
+
+async def test_a_node_slipped_into_the_read_model_under_a_stream_no_one_holds_is_reported(
+    ledger_app: FastAPI, ledger: httpx.AsyncClient, parties: Parties, catalog_url: str
+) -> None:
+    model: FlowModel = ledger_app.state.flow_model
+    story = await story_of(ledger, parties, catalog_url)
+    assert (await reconciled(ledger)).violations == []
+    # A copy of a payment, under a stream no contract or grant of the budget is: it hangs from
+    # the same contract, so a whole flow read from the model shows it.
+    stray = str(uuid4())
+    records = model.rows._table(FLOW_RECORDS_TABLE)
+    model.rows._write(
+        f"INSERT INTO {records} (position, seq, budget_id, stream_id, node_key, kind, "
+        "parent_key, created, occurred_at, state, details) "
+        "SELECT position, seq + 1000, budget_id, ?, ? || substr(node_key, 37), kind, "
+        f"parent_key, created, occurred_at, state, details FROM {records} "
+        "WHERE node_key LIKE ? ORDER BY position LIMIT 1",
+        [[stray, stray, "%/payment/%"]],
+    )
+
+    report = await reconciled(ledger)
+    (violation,) = report.violations
+    assert violation.rule == FLOW_MODEL
+    assert f"budget {story.budget_id}" in violation.message
+    assert "the read model has a payment" in violation.message
+    assert "the events do not" in violation.message

@@ -78,11 +78,13 @@ def _check_budget(
 ) -> Violation | None:
     """One budget's flow both ways, or the violation naming where they part.
 
-    A contract or grant at a time below the holders, then the tree down to them: what is held
-    at once is one stream's nodes, however many lie behind the budget.
+    A contract or grant at a time below the holders, then whether the model keeps such nodes
+    under any other stream, then the tree down to the holders: what is held at once is one
+    stream's nodes, however many lie behind the budget.
     """
     model.catch_up(head)
     shallow: dict[str, NodeState] = {}
+    compared: set[str] = set()
     streams = replayed_streams(ledger, budget_id, by=by, as_of=None, position=head)
     while True:
         try:
@@ -97,6 +99,7 @@ def _check_budget(
         shallow.update((key, node) for key, node in own.items() if node.kind in SHALLOW_KINDS)
         if stream_id == budget_id:
             continue
+        compared.add(str(stream_id))
         with collector_paused():
             kept = model.stream_nodes(
                 budget_id, [stream_id], position=head, as_of=None, kinds=DEEP_KINDS
@@ -104,6 +107,13 @@ def _check_budget(
             difference = _difference(_below_holders(own), _below_holders(kept))
         if difference is not None:
             return _violation(ledger, budget_id, head, *difference)
+    # Nodes the model keeps under a stream that holds nothing of the budget: no holder's
+    # comparison above looks at them, yet a whole flow read from the model shows them.
+    strays = [s for s in model.rows.streams(budget_id, head, DEEP_KINDS) if s not in compared]
+    if strays:
+        first = model.rows.records(budget_id, head, None, DEEP_KINDS, strays[:1])[0]
+        what = f"the read model has a {first.kind} {first.node_key} the events do not"
+        return _violation(ledger, budget_id, head, first.node_key, what)
     root = node_key(budget_id, "budget", budget_id)
     with collector_paused():
         replayed = grow(shallow, root)

@@ -253,6 +253,15 @@ class FlowRows(LedgerSql):
         )
         return {stream: int(changed) for stream, changed in rows}
 
+    def streams(self, budget_id: UUID, position: int, kinds: Sequence[str]) -> list[str]:
+        """The streams whose events made a budget's nodes of `kinds`, up to `position`."""
+        where, params = self._filter(budget_id, position, None, kinds)
+        rows = self._tuples(
+            f"SELECT DISTINCT stream_id FROM {self._table(FLOW_RECORDS_TABLE)} WHERE {where}",
+            params,
+        )
+        return sorted(str(stream) for (stream,) in rows)
+
     def _clear(self, cursor: Any) -> None:
         for table in (FLOW_RECORDS_TABLE, FLOW_DELTAS_TABLE, FLOW_TOTALS_TABLE):
             cursor.execute(f"DELETE FROM {self._table(table)}")
