@@ -23,6 +23,7 @@ from services.ledger.store.flow_moves import (
 )
 from services.ledger.store.reads import LedgerSql, datetime_to_micros
 from services.ledger.store.recorders import (
+    FLOW_COLUMN_TYPES,
     FLOW_DELTAS_TABLE,
     FLOW_FIGURES,
     FLOW_RECORDS_TABLE,
@@ -112,11 +113,20 @@ class FlowRows(LedgerSql):
 
     def _insert(self, cursor: Any, table: str, columns: str, rows: Iterable[list[Any]]) -> None:
         values = list(rows)
-        if values:
-            marks = ", ".join("?" * len(values[0]))
-            cursor.executemany(
-                self._sql(f"INSERT INTO {self._table(table)} ({columns}) VALUES ({marks})"), values
+        if not values:
+            return
+        into = f"INSERT INTO {self._table(table)} ({columns})"
+        if self._postgres:
+            # One statement of column arrays, sent in binary: about half the time of a statement
+            # a row, for the model's and PostgreSQL's work alike.
+            types = FLOW_COLUMN_TYPES[table]
+            arrays = ", ".join(f"%b::{types[name]}[]" for name in columns.split(", "))
+            cursor.execute(
+                f"{into} SELECT * FROM unnest({arrays})", [*map(list, zip(*values, strict=True))]
             )
+            return
+        marks = ", ".join("?" * len(values[0]))
+        cursor.executemany(self._sql(f"{into} VALUES ({marks})"), values)
 
     def _keep_totals(self, cursor: Any, moving: Sequence[FlowMove]) -> None:
         """Store each node's totals after each of its moves that changes a figure.

@@ -42,6 +42,7 @@ And four for read models, rebuildable from the feed (services/ledger/audit/flow_
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 from psycopg import Cursor, Rollback
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier, Literal
+from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from proto.actor import Actor
 from services.ledger.store.entries import KEPT_ENTRY, event_digest
@@ -148,6 +149,17 @@ def _entry_rows(
     ]
 
 
+def _binary_parameters(statement: Composed) -> Composed:
+    """The library's statement with its parameters sent in binary (`%b` for `%s`): its array of
+    stored events costs about 30 µs an event to write as text, and 6 in binary."""
+    return Composed(
+        [
+            SQL(part.as_string().replace("%s", "%b")) if isinstance(part, SQL) else part
+            for part in statement
+        ]
+    )
+
+
 def _per_write(ids: Sequence[int], writes: Sequence[Write]) -> list[list[int]]:
     """A batch's notification ids, cut back into each write's own, in order."""
     cut: list[list[int]] = []
@@ -200,6 +212,14 @@ _FLOW_TABLES = (
     (FLOW_DELTAS_TABLE, _FLOW_DELTAS_COLUMNS),
     (FLOW_TOTALS_TABLE, _FLOW_TOTALS_COLUMNS),
 )
+# Each flow table's columns and their PostgreSQL types, for rows written as column arrays.
+FLOW_COLUMN_TYPES = {
+    table: {
+        name: "bigint" if kind == "integer" else "text"
+        for name, kind in re.findall(r"(\w+) \{(integer|text)\}", columns)
+    }
+    for table, columns in _FLOW_TABLES
+}
 
 
 class SQLiteLedgerRecorder(GroupCommitting, SQLiteApplicationRecorder):
@@ -378,6 +398,7 @@ class PostgresLedgerRecorder(GroupCommitting, PostgresApplicationRecorder):
                 ),
             ]
         )
+        self.insert_events_statement = _binary_parameters(self.insert_events_statement)
         self._insert_tags = SQL("INSERT INTO {}.{} (tag, stream_id) VALUES (%s, %s)").format(
             schema, tags
         )
@@ -387,6 +408,8 @@ class PostgresLedgerRecorder(GroupCommitting, PostgresApplicationRecorder):
         self._insert_streams = SQL(
             "INSERT INTO {}.{} (" + _STREAM_COLUMNS + ") VALUES ({})"
         ).format(schema, streams, SQL(", ").join([SQL("%s")] * (2 + len(STREAM_FACTS))))
+        # Arrays are sent in binary: in text, psycopg escapes every element with a regular
+        # expression, about 45 µs for an entry's JSON body (a third of seeding's time).
         # Runs after the library took its EXCLUSIVE lock on the events table, which serializes
         # writers: reading the last position and appending after it cannot race.
         self._append_feed = SQL(
@@ -396,7 +419,7 @@ class PostgresLedgerRecorder(GroupCommitting, PostgresApplicationRecorder):
             "SELECT COALESCE((SELECT position FROM last), 0) + t.ord, t.nid, "
             "       GREATEST(%s, COALESCE((SELECT recorded_at FROM last), 0)), "
             "       t.role, t.organization, t.subject "
-            "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[]) "
+            "FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[]) "
             "     WITH ORDINALITY AS t(nid, role, organization, subject, ord)"
         ).format(schema, feed)
         # Each entry's line is written here, once, from its body and the feed row just added,
@@ -407,7 +430,7 @@ class PostgresLedgerRecorder(GroupCommitting, PostgresApplicationRecorder):
             )
             + SQL(f"SELECT b.notification_id, b.digest, {KEPT_ENTRY} ")
             + SQL(
-                "FROM unnest(%s::bigint[], %s::bytea[], %s::text[]) "
+                "FROM unnest(%b::bigint[], %b::bytea[], %b::text[]) "
                 "AS b(notification_id, digest, body) "
                 "JOIN {0}.{1} f ON f.notification_id = b.notification_id "
                 "JOIN {0}.{2} e ON e.notification_id = b.notification_id"
