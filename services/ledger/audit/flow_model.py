@@ -34,7 +34,6 @@ from services.ledger.audit.flow_nodes import (
     budget_of,
     node_key,
     nodes_of,
-    stream_of,
     touched_by,
 )
 from services.ledger.domain.errors import NotFound
@@ -150,8 +149,11 @@ class FlowModel:
         records = self._records(budget_id, position, as_of, kinds, ids)
         totals = self.rows.totals(budget_id, None, position, as_of, kinds, ids)
         found: dict[UUID, dict[str, NodeState]] = {stream: {} for stream in streams}
+        by_id = dict(zip(ids, streams, strict=True))
         for key, record in records.items():
-            found[stream_of(key)][key] = _node(record, totals.get(key, {}))
+            # By the stream kept with the record, not the one its key names: a record edited
+            # so that the two disagree is then a node its stream's events do not make.
+            found[by_id[record.stream_id]][key] = _node(record, totals.get(key, {}))
         return found
 
     def _records(

@@ -62,6 +62,7 @@ class NodeRecord(NamedTuple):
     created: int  # 1 or 0
     state: str | None
     details: str | None
+    stream_id: str  # the stream whose event made it, as kept (its key should begin with it)
 
 
 @dataclass(frozen=True)

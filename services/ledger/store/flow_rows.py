@@ -370,7 +370,7 @@ class FlowRows(LedgerSql):
         """The moves that create nodes or change their state or details, in feed order."""
         where, params = self._filter(budget_id, position, as_of, kinds, streams)
         rows = self._tuples(
-            "SELECT position, seq, node_key, kind, parent_key, created, state, details "
+            "SELECT position, seq, node_key, kind, parent_key, created, state, details, stream_id "
             f"FROM {self._table(FLOW_RECORDS_TABLE)} WHERE {where} ORDER BY position, seq",
             params,
         )
