@@ -243,6 +243,12 @@ async def test_only_overseers_read_the_log_or_take_checkpoints(audited: Audited)
         assert taken.status_code == (200 if overseer else 403), (role, taken.text)
 
 
+async def checkpoint_findings(client: httpx.AsyncClient) -> list[tuple[str, str]]:
+    """What reconciliation finds of the log: its replay hands each entry to the verification."""
+    found = (await read(client, "/audit/reconcile"))["violations"]
+    return [(v["rule"], v["message"]) for v in found if v["rule"].startswith("checkpoint-")]
+
+
 async def verification(client: httpx.AsyncClient) -> Json:
     result: Json = await read(client, "/audit/verification")
     return result
@@ -398,6 +404,9 @@ async def test_tampering_in_the_database_is_named_at_its_first_position(
     assert result["checked_checkpoints"] == 0
     if reason == "reordered":
         assert "recorded at 6" in failure["detail"]
+    # Reconciliation, which reads and decodes the feed once for its replay and this check,
+    # finds the same.
+    assert await checkpoint_findings(client) == [(f"checkpoint-{reason}", failure["detail"])]
 
 
 async def test_the_reconciliation_names_the_event_the_checkpoints_no_longer_vouch_for(
@@ -439,6 +448,7 @@ async def test_leaf_hashes_rewritten_with_the_event_are_caught_by_the_signed_roo
         None,
         5,
     )
+    assert await checkpoint_findings(client) == [("checkpoint-root-mismatch", failure["detail"])]
     # Nor is a proof given against a root the stored leaves no longer lead to.
     proof = await client.get("/audit/proofs/inclusion", params={"position": 1}, headers=AUDITOR)
     assert proof.status_code == 409, proof.text
@@ -454,6 +464,7 @@ async def test_a_checkpoint_whose_signature_was_replaced_is_caught(audited: Audi
 
     failure = (await verification(client))["failure"]
     assert (failure["reason"], failure["tree_size"]) == ("bad-signature", taken["tree_size"])
+    assert await checkpoint_findings(client) == [("checkpoint-bad-signature", failure["detail"])]
 
 
 async def test_checkpoints_are_taken_every_n_entries_or_once_entries_waited_t_seconds(

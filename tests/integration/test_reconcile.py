@@ -29,6 +29,7 @@ from services.ledger.audit.reconcile import (
     CHECKS,
     FLOW_MODEL,
     MERKLE,
+    Item,
     feed_pages,
     reconcile,
     reconcile_ledger,
@@ -418,16 +419,27 @@ async def test_the_checkpoint_check_runs_when_given_and_its_findings_are_reporte
     await tell_the_story(ledger, parties)
     app: LedgerApplication = ledger_app.state.ledger
     head = app.reads.head()
-    asked: list[int] = []
     finding = Violation(rule=MERKLE, message="root differs", events=[])
 
-    def merkle(through: int) -> list[Violation]:
-        asked.append(through)
-        return [finding]
+    class Merkle:
+        """Handed what the replay reads, as the log's verification is."""
 
-    report = reconcile(feed_pages(app), head=head, merkle=merkle)
+        def __init__(self) -> None:
+            self.seen: list[int] = []
+            self.asked: list[int] = []
 
-    assert asked == [head]
+        def see(self, item: Item) -> None:
+            self.seen.append(item.position if isinstance(item, FeedEntry) else item.ref.position)
+
+        def violations(self, through: int) -> list[Violation]:
+            self.asked.append(through)
+            return [finding]
+
+    merkle = Merkle()
+    report = reconcile(feed_pages(app), head=head, merkle=merkle, page_size=7)
+
+    assert merkle.seen == list(range(1, head + 1))  # every entry, once, in order
+    assert merkle.asked == [head]
     assert report.violations == [finding]
     (check,) = [c for c in report.checks if c.rule == MERKLE]
     assert (check.ran, check.violations) == (True, 1)

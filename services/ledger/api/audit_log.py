@@ -21,7 +21,8 @@ from services.common.problems import PROBLEM_RESPONSES
 from services.common.wire import MAX_POSITION
 from services.ledger.api.deps import Cursor, Ledger, Limit
 from services.ledger.application.access import OVERSEERS
-from services.ledger.audit.checkpoints import Checkpointer, FailureReason
+from services.ledger.audit.checkpoints import Checkpointer
+from services.ledger.audit.verification import FailureReason
 from services.ledger.store.reads import CheckpointRow
 
 

@@ -12,38 +12,63 @@ from services.common.auth import Authenticated, CurrentActor
 from services.common.problems import PROBLEM_RESPONSES
 from services.ledger.api.deps import Ledger
 from services.ledger.api.large_reads import slot_for, with_busy_answer
+from services.ledger.application import LedgerApplication
 from services.ledger.audit.checkpoints import Checkpointer
 from services.ledger.audit.flow_check import flow_model_check
 from services.ledger.audit.flow_model import FlowModel
 from services.ledger.audit.reconcile import (
+    FeedCheck,
+    Item,
     OuterCheck,
+    UnreadableEvent,
     event_ref,
     feed_pages,
     reconcile_ledger,
 )
+from services.ledger.audit.verification import LogCheck
 
 router = APIRouter(dependencies=[Authenticated], tags=["audit"], responses=PROBLEM_RESPONSES)
 
 
-def merkle_check(request: Request, ledger: Ledger) -> OuterCheck | None:
-    """The check of the stored log against its signed checkpoints (the verification's)."""
-    checkpointer: Checkpointer | None = getattr(request.app.state, "checkpointer", None)
-    if checkpointer is None:
-        return None  # the answer then says the check did not run, rather than that it passed
+class _LogBeside:
+    """The verification of the log, handed the entries reconciliation's replay decodes."""
 
-    def check(checked_through: int) -> Sequence[Violation]:
-        # The verification covers every position the log vouches for, up to the head it reads.
-        failure = checkpointer.verify().failure
+    def __init__(self, ledger: LedgerApplication, checkpointer: Checkpointer) -> None:
+        self._ledger = ledger
+        self._checkpointer = checkpointer
+        self._pass: LogCheck | None = None  # begun with the replay, not before its turn
+
+    def _started(self) -> LogCheck:
+        if self._pass is None:
+            self._pass = self._checkpointer.log_check()
+        return self._pass
+
+    def see(self, item: Item) -> None:
+        """The replay's next item, to hash and hold to its leaf."""
+        if isinstance(item, UnreadableEvent):
+            self._started().see(item.ref.position, item.error)
+        else:
+            self._started().see(item.position, item)
+
+    def violations(self, head: int) -> Sequence[Violation]:
+        """The first failure, with the event now stored where it is, if any."""
+        # The pass covers every position the log vouches for, also any past `head`.
+        failure = self._started().finish().failure
         if failure is None:
             return []
-        # The event now stored at the failing position, if any is: the one to look at.
-        found = feed_pages(ledger)(failure.position - 1, 1) if failure.position else []
+        found = feed_pages(self._ledger)(failure.position - 1, 1) if failure.position else []
         events = [event_ref(item) for item in found if event_ref(item).position == failure.position]
         return [
             Violation(rule=f"checkpoint-{failure.reason}", message=failure.detail, events=events)
         ]
 
-    return check
+
+def merkle_check(request: Request, ledger: Ledger) -> FeedCheck | None:
+    """The check of the stored log against its signed checkpoints (the verification's)."""
+    checkpointer: Checkpointer | None = getattr(request.app.state, "checkpointer", None)
+    if checkpointer is None:
+        return None  # the answer then says the check did not run, rather than that it passed
+    return _LogBeside(ledger, checkpointer)
 
 
 def flow_check(request: Request, ledger: Ledger, caller: CurrentActor) -> OuterCheck | None:
@@ -61,7 +86,7 @@ def flow_check(request: Request, ledger: Ledger, caller: CurrentActor) -> OuterC
 def reconcile(
     ledger: Ledger,
     caller: CurrentActor,
-    merkle: Annotated[OuterCheck | None, Depends(merkle_check)],
+    merkle: Annotated[FeedCheck | None, Depends(merkle_check)],
     flows: Annotated[OuterCheck | None, Depends(flow_check)],
 ) -> Reconciliation:
     """Replay the whole feed and report every broken invariant with the events involved."""

@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from proto.canonical import canonical_bytes, checkpoint_note
+from proto.canonical import checkpoint_note
 from proto.feed import FeedEntry
 from services.common.errors import InvalidCommand, NotFound, RuleViolation
 from services.ledger.audit import merkle
 from services.ledger.audit.background import in_background
 from services.ledger.audit.signing import CheckpointSigner, load_signing_key
+from services.ledger.audit.verification import LogCheck, Verification
 from services.ledger.feed import EntryWriter, feed_entry
 from services.ledger.store.reads import CheckpointRow, FeedRow
 
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("services.ledger.audit")
 _CHUNK = 1000  # rows read at a time while hashing or checking the whole feed
-_REORDER_CANDIDATES = 64  # later failing positions tried as the first one's true place
 
 
 class EmptyLedger(RuleViolation):
@@ -56,28 +55,6 @@ class SizesOutOfOrder(InvalidCommand):
 
 class LogDamaged(RuleViolation):
     """The stored feed or leaf hashes no longer match what was signed: see the verification."""
-
-
-FailureReason = Literal["missing", "altered", "reordered", "root-mismatch", "bad-signature"]
-
-
-@dataclass(frozen=True)
-class Failure:
-    """What the verification found wrong first, and where."""
-
-    reason: FailureReason
-    position: int | None
-    tree_size: int | None
-    detail: str
-
-
-@dataclass(frozen=True)
-class Verification:
-    """The outcome of checking every entry, leaf hash and checkpoint."""
-
-    checked_positions: int
-    checked_checkpoints: int
-    failure: Failure | None
 
 
 @dataclass(frozen=True)
@@ -274,103 +251,13 @@ class Checkpointer:
 
     # --- verification -------------------------------------------------------------------------
 
+    def log_check(self) -> LogCheck:
+        """A pass of the verification, to be handed entries or left to read them itself."""
+        return LogCheck(self.reads, self.signer, self.entry)
+
     def verify(self) -> Verification:
         """Rehash every event; check it against its stored leaf hash and every checkpoint."""
-        # One pass in position order, so the first failure found is the first there is; each
-        # checkpoint is checked once the pass has reached its tree size.
-        latest = self.reads.latest_checkpoint()
-        # Positions the log vouches for: those hashed, and those a checkpoint covers.
-        vouched = max(self.reads.last_leaf(), latest.tree_size if latest else 0)
-        end = max(self.reads.head(), vouched)
-        tree, checked = merkle.CompactRange(), 0
-        pending = deque(self.reads.checkpoints(after=0, limit=_CHUNK))
-        first: _Problem | None = None
-        later: list[_Problem] = []  # failing positions after the first: where it may belong
-        for start in range(1, end + 1, _CHUNK):
-            stop = min(start + _CHUNK, end + 1)
-            rows = {r.position: r for r in self.reads.feed(start - 1, stop - start)}
-            stored = dict(self.reads.leaves(start - 1, stop - start))
-            for position in range(start, stop):
-                recorded = stored.get(position)
-                problem, leaf = self._examine(position, rows.get(position), recorded, vouched)
-                if first is not None:
-                    if problem is not None and problem.recorded is not None:
-                        later.append(problem)
-                        if len(later) >= _REORDER_CANDIDATES:
-                            return Verification(position, checked, _classify(first, later))
-                    continue
-                if problem is not None:
-                    first = problem
-                    continue
-                tree.append(leaf)
-                while pending and pending[0].tree_size == position:
-                    failure = self._check(pending.popleft(), tree)
-                    if failure is not None:
-                        return Verification(position, checked, failure)
-                    checked += 1
-                    if not pending:
-                        pending.extend(self.reads.checkpoints(after=position, limit=_CHUNK))
-        failure = _classify(first, later) if first is not None else None
-        return Verification(end, checked, failure)
-
-    def _examine(
-        self, position: int, row: FeedRow | None, recorded: bytes | None, vouched: int
-    ) -> tuple[_Problem | None, bytes]:
-        """The problem with one position, if any, and the leaf hash its entry has now."""
-        if row is None:
-            return _Problem(position, "missing", f"no entry at position {position}"), b""
-        try:
-            entry = self.entry(row)
-        except Exception as exc:  # any failure to read it back means it is not what was written
-            why = f"the event at position {position} cannot be read ({type(exc).__name__})"
-            return _Problem(position, "altered", why, recorded=recorded), b""
-        leaf = merkle.leaf_hash(canonical_bytes(entry))
-        if recorded is None and position <= vouched:
-            why = f"the leaf hash of position {position} is no longer stored"
-            return _Problem(position, "missing", why), leaf
-        if recorded is not None and leaf != recorded:
-            why = f"the entry at position {position} no longer hashes to its stored leaf hash"
-            return _Problem(position, "altered", why, entry, recorded), leaf
-        return None, leaf
-
-    def _check(self, checkpoint: CheckpointRow, tree: merkle.CompactRange) -> Failure | None:
-        """What is wrong with a checkpoint, given the tree of the entries it covers."""
-        size = checkpoint.tree_size
-        note = checkpoint_note(size, checkpoint.root_hash, checkpoint.taken_at)
-        if checkpoint.public_key != self.signer.public_raw:
-            why = f"it was signed with key {checkpoint.public_key.hex()}, not the ledger's key"
-            return Failure("bad-signature", None, size, why)
-        if not self.signer.verifies(note, checkpoint.signature):
-            return Failure("bad-signature", None, size, "its signature does not verify")
-        if tree.root() != checkpoint.root_hash:
-            why = (
-                f"the entries up to position {size} no longer hash to the root signed for them, "
-                "though each matches its stored leaf hash: those were rewritten as well"
-            )
-            return Failure("root-mismatch", None, size, why)
-        return None
-
-
-@dataclass(frozen=True)
-class _Problem:
-    position: int
-    reason: FailureReason
-    detail: str
-    entry: FeedEntry | None = None
-    recorded: bytes | None = None
-
-
-def _classify(first: _Problem, later: list[_Problem]) -> Failure:
-    """The first problem as a failure, telling a moved entry from a changed one."""
-    # An entry that hashes to another position's stored leaf once given that position was
-    # recorded there: the rows were renumbered, not rewritten.
-    if first.entry is not None:
-        for other in later:
-            moved = first.entry.model_copy(update={"position": other.position})
-            if merkle.leaf_hash(canonical_bytes(moved)) == other.recorded:
-                detail = f"position {first.position} holds the entry recorded at {other.position}"
-                return Failure("reordered", first.position, None, detail)
-    return Failure(first.reason, first.position, None, first.detail)
+        return self.log_check().finish()
 
 
 def checkpointing(

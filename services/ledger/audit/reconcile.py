@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import attrgetter
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 from uuid import UUID
 
 from proto import ledger_events as ev
@@ -59,8 +59,8 @@ FLOW_MODEL = "flow-read-model-differs-from-replay"
 FLOW_MODEL_INVARIANT = "The funding-flow read model gives each budget the flow its events replay to"
 
 OuterCheck = Callable[[int], Sequence[Violation]]
-"""A check of what lies beside the feed (the checkpoints, a read model): given the position the
-replay ran through, the violations it finds."""
+"""A check of what lies beside the feed (a read model): given the position the replay ran
+through, the violations it finds."""
 
 
 @dataclass(frozen=True)
@@ -69,9 +69,23 @@ class UnreadableEvent:
 
     ref: EventRef
     reason: str
+    error: str  # the name of the error that stopped it being read
 
 
 Item = FeedEntry | UnreadableEvent
+
+
+class FeedCheck(Protocol):
+    """A check handed each feed item as the replay reads it (the Merkle log's), so that the
+    feed is read and decoded once for both."""
+
+    def see(self, item: Item) -> None:
+        """The next item, in position order."""
+
+    def violations(self, head: int) -> Sequence[Violation]:
+        """Once the replay ran through `head`: what the check found."""
+
+
 PageReader = Callable[[int, int], Sequence[Item]]
 """Feed items after a position (first argument), at most a number of them (second)."""
 
@@ -97,7 +111,8 @@ def _unreadable(row: FeedRow, error: Exception) -> UnreadableEvent:
         stream_version=row.event.originator_version,
         event_type=EVENT_TYPES.get(qualname, row.event.topic),
     )
-    return UnreadableEvent(ref, f"{type(error).__name__}: {error}"[:500])
+    name = type(error).__name__
+    return UnreadableEvent(ref, f"{name}: {error}"[:500], name)
 
 
 def feed_pages(ledger: LedgerBase) -> PageReader:
@@ -404,7 +419,7 @@ def reconcile(
     read_page: PageReader,
     *,
     head: int,
-    merkle: OuterCheck | None = None,
+    merkle: FeedCheck | None = None,
     flow_model: OuterCheck | None = None,
     page_size: int = PAGE_SIZE,
 ) -> Reconciliation:
@@ -424,6 +439,8 @@ def reconcile(
             break
         for item in page:
             replay.see(item)
+            if merkle is not None:
+                merkle.see(item)
         after = _position(page[-1])
     replay.finish(head)
     checked, violations = replay.count, replay.violations
@@ -436,7 +453,7 @@ def reconcile(
         for rule, invariant in CHECKS.items()
     ]
     for rule, invariant, outer in (
-        (MERKLE, MERKLE_INVARIANT, merkle),
+        (MERKLE, MERKLE_INVARIANT, None if merkle is None else merkle.violations),
         (FLOW_MODEL, FLOW_MODEL_INVARIANT, flow_model),
     ):
         outer_found = [] if outer is None else list(outer(head))
@@ -458,7 +475,7 @@ def reconcile_ledger(
     ledger: LedgerBase,
     *,
     by: Actor,
-    merkle: OuterCheck | None = None,
+    merkle: FeedCheck | None = None,
     flow_model: OuterCheck | None = None,
     page_size: int = PAGE_SIZE,
 ) -> Reconciliation:
