@@ -87,7 +87,9 @@ def _method(results: Results, sizes: Sizes, cores: Cores, poll: float) -> None:
         "client writes only to its own share of them, so there are no write conflicts; every "
         "non-2xx answer counts as an error. 'Payments against one hot budget' means payments "
         "on many contracts that all commit against one budget: a payment changes its contract "
-        "only. The ledger is restarted between group commit off and on.",
+        "only. Group commit is measured as the ledger ships (on) at every number of clients, "
+        f"and off at {clients_text(max(sizes.clients))} to compare; the ledger is restarted "
+        "between the two.",
         "yardsticks": "(a) a trivial FastAPI app (bench/echo.py) on uvicorn with the services' "
         "settings, echoing the delivery requests' bodies on the same paths and headers; (b) "
         "the eventsourcing library alone (a plain Application on PostgreSQL, an aggregate "
@@ -108,7 +110,16 @@ def _method(results: Results, sizes: Sizes, cores: Cores, poll: float) -> None:
         "server CPU": "the CPU time the server process (the ledger; the echo app; for "
         "webhooks, the notifier) used over each run, as a share of its one core, and per "
         "unit of work",
-        "feed and verification": "the same ledger after seeding, paged through at 1000 entries "
+        "feed and verification": "the same ledger after seeding"
+        + (
+            f", brought to {sizes.feed_entries:,} entries by seeding more on a second budget "
+            "(16 contracts; the same events, recorded through the aggregates' event methods "
+            "without the commands' checks), while the read model followed in a process of its "
+            "own; "
+            if sizes.feed_entries
+            else ", "
+        )
+        + "paged through at 1000 entries "
         "a page by one reader on the load core, then `ledger-audit verify` (a subprocess on "
         f"the load core) after a checkpoint was signed, {sizes.repetitions} times in turn; "
         "entries/s = entries / wall seconds, the median of the runs",
@@ -130,7 +141,11 @@ def main(
     quick: Annotated[bool, typer.Option(help="Small sizes and short runs: a smoke test")] = False,
     output: Annotated[Path, typer.Option(help="Where to write the report")] = Path("BENCHMARKS.md"),
     feed_entries: Annotated[
-        int | None, typer.Option(help="Seed the ledger up to this many feed entries")
+        int | None,
+        typer.Option(
+            help="Seed the ledger up to this many feed entries (default: a million; 0: only "
+            "the as-of seeding's)"
+        ),
     ] = None,
     notifier_poll_seconds: Annotated[
         float, typer.Option(help="The notifier's poll interval (default: the notifier's own)")

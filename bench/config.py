@@ -18,9 +18,9 @@ class Sizes:
     library_threads: tuple[int, ...] = (1, 16)
     # Events behind the budget whose flow is read as of a date.
     flow_events: int = 100_000
-    # Entries the feed and verification read: at least what the as-of seeding leaves, more if
-    # asked (seeded on a second budget, in the same ledger).
-    feed_entries: int = 0
+    # Entries the feed and verification read: the as-of seeding's, and as many more as it takes
+    # (seeded on a second budget, in the same ledger); 0 for the as-of seeding's alone.
+    feed_entries: int = 1_000_000
     # As-of reads: each of `repetitions` runs is at least `as_of_least` and at most
     # `as_of_requests` requests, else `measure_seconds` of them (a large flow takes seconds).
     as_of_least: int = 3
@@ -45,6 +45,7 @@ QUICK = Sizes(
     warmup_seconds=0.5,
     measure_seconds=1.5,
     flow_events=3_000,
+    feed_entries=0,
     as_of_requests=20,
     subscriptions=10,
     webhook_contracts=4,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bench.results import FLOW_CAUGHT_UP, LEAVES_HASHED, Results, Row
+from bench.results import FLOW_CAUGHT_UP, FLOW_REST, LEAVES_HASHED, SEEDED, Results, Row
 from bench.stats import median
 
 APPEND_P99_BOUND_MS = 50.0
@@ -227,11 +227,14 @@ def million_estimate(results: Results, repetitions: int) -> str | None:
         for what, n, seconds in results.catch_up
         if n and seconds > 0 and "hooks" not in what
     }
-    # The read model and the leaves catch up at once: only the longer of the two adds time.
-    beside = [per_million.pop(w) for w in (FLOW_CAUGHT_UP, LEAVES_HASHED) if w in per_million]
-    steps = list(per_million.items())
-    if beside:
-        steps.append(("catching up (the read model and the leaves side by side)", max(beside)))
+    # The read model follows the seeding, and the leaves are hashed once it has ended: the
+    # longer of the two ways through adds time, and the read model's rest is within its own.
+    seeded, flow = per_million.pop(SEEDED, 0.0), per_million.pop(FLOW_CAUGHT_UP, 0.0)
+    leaves = per_million.pop(LEAVES_HASHED, 0.0)
+    per_million.pop(FLOW_REST, None)
+    around = max(flow, seeded + leaves)
+    steps = [("seeding, the read model following it, the leaves hashed after", around)]
+    steps += per_million.items()
     steps += [
         (f"paging through the feed {repetitions}×", repetitions * MILLION / feed.rate),
         (f"ledger-audit verify {repetitions}×", repetitions * MILLION / check.rate),
@@ -244,8 +247,7 @@ def million_estimate(results: Results, repetitions: int) -> str | None:
         f"**Feed size: {entries:,} entries, not 1,000,000.** At this run's rates a million "
         f"would take the run from {ran / 60:.0f} to at least {whole / 60:.0f} minutes, {fits} "
         f"the 15 minutes `make bench` has (a million entries: {parts}; the read model catches "
-        "up more slowly per entry as a budget grows). By default the feed and the verification "
-        "read the ledger the as-of seeding leaves, so that a run on a slow hour stays within "
-        "them; `python -m bench --feed-entries 1000000` seeds up to a million (the extra on a "
-        "second budget)."
+        "up more slowly per entry as a budget grows). `make bench` seeds up to a million (the "
+        "extra on a second budget); this run was told to read fewer (`--quick` or "
+        "`--feed-entries`)."
     )

@@ -10,9 +10,12 @@ from bench.stats import median
 # A load generator using this share of its core or more was itself the limit: the figure is
 # then a floor of what the server does.
 SATURATED_SHARE = 0.9
-# The two catch-ups after seeding, each in a process of its own, side by side.
-FLOW_CAUGHT_UP = "flow read model caught up (separate process)"
-LEAVES_HASHED = "Merkle leaves hashed and checkpoint signed (separate process)"
+# The read model follows the seeding in a process of its own, from its start to the head; the
+# leaves are hashed in another once the seeding has ended, beside the read model's rest.
+SEEDED = "seeding (in-process, one writer)"
+FLOW_CAUGHT_UP = "flow read model following the seeding, to the head (separate process)"
+FLOW_REST = "of which: the flow read model's rest once the seeding had ended"
+LEAVES_HASHED = "Merkle leaves hashed and checkpoint signed, after the seeding (separate process)"
 
 
 @dataclass

@@ -22,7 +22,7 @@ from bench.machine import load_average
 from bench.memory import MemoryMonitor
 from bench.reads import measure_feed, measure_flows, measure_verify, sign_checkpoint, verify
 from bench.receiver import Receiver
-from bench.results import Check, Results
+from bench.results import SEEDED, Check, Results
 from bench.services import Stack, cpu_seconds, wait_for_followers, wait_until_answers
 from bench.webhooks import measure_webhooks, subscribe, wait_for_notifier
 from bench.world import ContractRef, World, delivery_body, load_world, prepay
@@ -152,7 +152,7 @@ class Run:
         with self.phase("1. appends, echo yardstick, library yardstick"):
             default = LedgerSettings().group_commit_ms
             modes = [
-                Mode("off", {"LEDGER_GROUP_COMMIT_MS": "0"}),
+                Mode("off", {"LEDGER_GROUP_COMMIT_MS": "0"}, most_only=True),
                 Mode(f"{default:g} ms (default)", {"LEDGER_GROUP_COMMIT_MS": f"{default:g}"}),
             ]
             echo_port = free_ports(1)[0]
@@ -203,27 +203,11 @@ class Run:
             )
             self.stack.stop("ledger")
             database = self.database["ledger"]
-            ledger = seeding.open_seeder(database, self.urls["catalog"])
-            try:
-                budget = self.world.budget_id
-                self._note_sizes(ledger)
-                before = seeding.events_behind(ledger, budget, self.world.contracts)
-                wanted = max(self.sizes.flow_events - before, 0)
-                self.say(f"{before:,} events behind the budget; seeding {wanted:,} more")
-                done = seeding.seed(ledger, self.world.contracts, wanted, tag="FLOW")
-                behind = seeding.events_behind(ledger, budget, self.world.contracts)
-                extra = self.sizes.feed_entries - ledger.reads.head()
-                if filler is not None and extra > 0:
-                    self.say(f"seeding {extra:,} more entries on a second budget")
-                    more = seeding.seed(ledger, filler.contracts, extra, tag="FILL", checked=False)
-                    done = seeding.Seeded(done.events + more.events, done.seconds + more.seconds)
-            finally:
-                ledger.close()
-            self.results.catch_up.append(
-                ("seeding (in-process, one writer)", done.events, done.seconds)
-            )
+            with seeding.following(database, self.urls["catalog"]) as caught_up:
+                done, behind = self._seed(database, filler)
+            self.results.catch_up.append((SEEDED, done.events, done.seconds))
             self.say(f"seeded {done.events:,} events in {done.seconds:.1f} s ({done.rate:,.0f}/s)")
-            for name, entries, seconds in seeding.catch_up(database, self.urls["catalog"]):
+            for name, entries, seconds in caught_up:
                 self.results.catch_up.append((name, entries, seconds))
                 self.say(f"{name}: {entries:,} entries in {seconds:.1f} s")
             # Started afresh, so with the settings as they ship (group commit on).
@@ -235,12 +219,34 @@ class Run:
                 self.loadgen,
                 self.sizes,
                 url,
-                budget,
+                self.world.budget_id,
                 self.auditor,
                 behind,
                 lambda: cpu_seconds(self.stack.pid("ledger")),
                 self._a_delivery(url),
             )
+
+    def _seed(self, database: str, filler: World | None) -> tuple[seeding.Seeded, int]:
+        """The as-of seeding, and the filler's if asked; what was seeded, and the events behind
+        the budget."""
+        assert self.world is not None
+        ledger = seeding.open_seeder(database, self.urls["catalog"])
+        try:
+            budget = self.world.budget_id
+            self._note_sizes(ledger)
+            before = seeding.events_behind(ledger, budget, self.world.contracts)
+            wanted = max(self.sizes.flow_events - before, 0)
+            self.say(f"{before:,} events behind the budget; seeding {wanted:,} more")
+            done = seeding.seed(ledger, self.world.contracts, wanted, tag="FLOW")
+            behind = seeding.events_behind(ledger, budget, self.world.contracts)
+            extra = self.sizes.feed_entries - ledger.reads.head()
+            if filler is not None and extra > 0:
+                self.say(f"seeding {extra:,} more entries on a second budget")
+                more = seeding.seed(ledger, filler.contracts, extra, tag="FILL", checked=False)
+                done = seeding.Seeded(done.events + more.events, done.seconds + more.seconds)
+        finally:
+            ledger.close()
+        return done, behind
 
     def _a_delivery(self, ledger_url: str) -> Change:
         """A delivery to the first of the budget's contracts, as its provider reports it."""

@@ -19,16 +19,18 @@ from __future__ import annotations
 import multiprocessing
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from multiprocessing.synchronize import Event as EventType
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import PersistenceError
 
-from bench.results import FLOW_CAUGHT_UP, LEAVES_HASHED
+from bench.results import FLOW_CAUGHT_UP, FLOW_REST, LEAVES_HASHED
 from bench.world import DELIVERY_PERIOD, ContractRef
 from demo.load import CHINA
 from proto.actor import Actor, Role
@@ -64,8 +66,16 @@ class Seeded:
 def open_seeder(database_url: str, catalog_url: str) -> LedgerApplication:
     """The ledger application on a ledger's database; group commit off (one writer here)."""
     settings = LedgerSettings(database_url=database_url, catalog_url=catalog_url, group_commit_ms=0)
-    ledger, _catalog = open_ledger(settings, AuthSettings())
-    return ledger
+    # Processes opening the ledger at once each run its CREATE ... IF NOT EXISTS, and
+    # PostgreSQL may refuse one of them ("tuple concurrently updated"): open it again then.
+    for attempt in range(_OPEN_ATTEMPTS):
+        try:
+            return open_ledger(settings, AuthSettings())[0]
+        except PersistenceError:
+            if attempt == _OPEN_ATTEMPTS - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _actor(role: Role, organization: str) -> Actor:
@@ -196,46 +206,81 @@ def events_behind(ledger: LedgerApplication, budget_id: str, contracts: list[Con
     return budget.version + sum(contract_sizes(ledger, contracts))
 
 
-def _open_again(database_url: str, catalog_url: str) -> LedgerApplication:
-    # Two processes opening the ledger at once both run its CREATE ... IF NOT EXISTS, and
-    # PostgreSQL may refuse one of them ("tuple concurrently updated"): open it again then.
-    for attempt in range(_OPEN_ATTEMPTS):
-        try:
-            return open_seeder(database_url, catalog_url)
-        except PersistenceError:
-            if attempt == _OPEN_ATTEMPTS - 1:
-                raise
-            time.sleep(0.5 * (attempt + 1))
-    raise AssertionError("unreachable")
+# Set in each follower process by the pool: whether the seeding has ended.
+_seeded: EventType | None = None
+_PAUSE_SECONDS = 0.2  # a follower that found nothing new waits this long before looking again
+_STRETCH = 10_000  # entries the read model takes in before it looks whether the seeding ended
 
 
-def _follow(which: str, database_url: str, catalog_url: str) -> tuple[str, int, float]:
-    # In a process of its own: the flow model and the leaf hashes catch up side by side.
-    ledger = _open_again(database_url, catalog_url)
+def _share(seeded: EventType) -> None:
+    global _seeded
+    _seeded = seeded
+
+
+def _follow_flow(database_url: str, catalog_url: str) -> list[tuple[str, int, float]]:
+    # In a process of its own: following the feed while it is seeded, then to the head.
+    assert _seeded is not None
+    ledger = open_seeder(database_url, catalog_url)
+    model = FlowModel(ledger)
     started = time.perf_counter()
+    ended: tuple[float, int] | None = None  # when it saw the seeding had ended, and where it was
     try:
-        if which == "flow":
-            reached = FlowModel(ledger).catch_up()
-            name = FLOW_CAUGHT_UP
-        else:
-            settings = LedgerSettings(database_url=database_url, catalog_url=catalog_url)
-            reached = Checkpointer.from_settings(ledger, settings).take()[0].tree_size
-            name = LEAVES_HASHED
+        reached = model.rows.position()
+        while True:
+            # Read before the head: once it is set, the head read after it is the last one.
+            seeded = _seeded.is_set()
+            head = ledger.reads.head()
+            if seeded and ended is None:
+                ended = (time.perf_counter(), reached)
+            if reached >= head:
+                if seeded:
+                    break
+                time.sleep(_PAUSE_SECONDS)
+                continue
+            # A stretch at a time, so that the end of the seeding is seen within seconds.
+            reached = model.catch_up(min(head, reached + _STRETCH))
     finally:
         ledger.close()
-    return name, reached, time.perf_counter() - started
+    done = time.perf_counter()
+    assert ended is not None
+    return [
+        (FLOW_CAUGHT_UP, reached, done - started),
+        (FLOW_REST, reached - ended[1], done - ended[0]),
+    ]
 
 
-def catch_up(database_url: str, catalog_url: str) -> list[tuple[str, int, float]]:
-    """Bring the flow read model and the leaf hashes to the head, in two processes at once.
+def _hash_leaves(database_url: str, catalog_url: str) -> list[tuple[str, int, float]]:
+    # In a process of its own, once the seeding has ended: one checkpoint of the whole feed.
+    ledger = open_seeder(database_url, catalog_url)
+    started = time.perf_counter()
+    try:
+        settings = LedgerSettings(database_url=database_url, catalog_url=catalog_url)
+        reached = Checkpointer.from_settings(ledger, settings).take()[0].tree_size
+    finally:
+        ledger.close()
+    return [(LEAVES_HASHED, reached, time.perf_counter() - started)]
+
+
+@contextmanager
+def following(database_url: str, catalog_url: str) -> Iterator[list[tuple[str, int, float]]]:
+    """The flow read model follows the feed while the body seeds it; then the leaves are hashed.
 
     The ledger service would do both in its background threads, in one process and so on one
-    core; done here while it is stopped, they use both cores and the service starts caught up.
+    core, after the seeding; here the read model follows in a process of its own from the
+    start, and the leaf hashes are taken in another beside the read model's last stretch, so
+    the service starts caught up. The list yielded holds, once the block ends, each step's
+    name, the entries it covered and its seconds.
     """
+    context = multiprocessing.get_context("spawn")
+    seeded = context.Event()
+    steps: list[tuple[str, int, float]] = []
     with ProcessPoolExecutor(
-        max_workers=2, mp_context=multiprocessing.get_context("spawn")
+        max_workers=2, mp_context=context, initializer=_share, initargs=(seeded,)
     ) as pool:
-        runs = [
-            pool.submit(_follow, which, database_url, catalog_url) for which in ("flow", "leaves")
-        ]
-        return [run.result() for run in runs]
+        flow = pool.submit(_follow_flow, database_url, catalog_url)
+        try:
+            yield steps
+        finally:
+            seeded.set()
+        leaves = pool.submit(_hash_leaves, database_url, catalog_url)
+        steps += flow.result() + leaves.result()
