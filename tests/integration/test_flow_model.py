@@ -23,9 +23,10 @@ from services.ledger.store.recorders import (
     RETIRED_FLOW_TABLES,
 )
 from tests.integration.test_audit_flow import story_of
-from tests.integration.test_reconcile import reconciled, tell_the_story
+from tests.integration.test_reconcile import Rogue, reconciled, tell_the_story, the
 from tests.support.actors import AUDITOR
 from tests.support.catalog import Parties
+from tests.support.feeds import read_whole_feed
 from tests.support.ledger_api import feed_head
 
 pytestmark = pytest.mark.asyncio
@@ -261,3 +262,26 @@ async def test_a_record_whose_key_no_longer_names_its_stream_is_reported_not_a_f
     kept = await answer(ledger, story.budget_id, depth="all")
     assert kept[0] == 200
     assert kept != await answer(ledger, story.budget_id, depth="all", source="replay")
+
+
+async def test_a_model_that_cannot_follow_a_garbled_event_is_reported_as_not_checked(
+    ledger_app: FastAPI, ledger: httpx.AsyncClient, parties: Parties, database_url: str
+) -> None:
+    model: FlowModel = ledger_app.state.flow_model
+    story = await tell_the_story(ledger, parties)
+    entries = await read_whole_feed(ledger, limit=100)
+    garbled = the("delivery.rejected", "contract")(entries, story)
+    Rogue(database_url, ledger_app.state.ledger).overwrite(garbled, b"{not json")
+    # The model must derive its rows again, through the event it can no longer read.
+    model.rows.reset()
+    model._cache.clear()
+
+    report = await reconciled(ledger)
+
+    # The replay names the event (and the log's check, once its leaf was hashed); the flow
+    # check says it did not run, not that it passed.
+    rules = {v.rule for v in report.violations}
+    assert "event-unreadable" in rules
+    assert FLOW_MODEL not in rules
+    ran = {check.rule: (check.ran, check.violations) for check in report.checks}
+    assert ran[FLOW_MODEL] == (False, 0)

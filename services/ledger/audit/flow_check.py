@@ -19,7 +19,7 @@ from services.ledger.audit.flow import replayed_streams
 from services.ledger.audit.flow_model import FlowModel
 from services.ledger.audit.flow_nodes import DEEP_KINDS, SHALLOW_KINDS, NodeState, node_key
 from services.ledger.audit.flow_tree import Branch, grow, lone
-from services.ledger.audit.reconcile import FLOW_MODEL, event_ref, feed_pages
+from services.ledger.audit.reconcile import FLOW_MODEL, CheckNotRun, event_ref, feed_pages
 
 _PAGE = 1000
 logger = logging.getLogger("services.ledger.audit")
@@ -71,7 +71,7 @@ def flow_model_check(
         # deleted, say) are the other checks' findings, named there with the events.
         except Exception as error:
             logger.warning("the read model cannot follow the feed (%r); flows not checked", error)
-            return []
+            raise CheckNotRun(f"the read model cannot follow the feed: {error!r}") from error
         found = (
             _check_budget(ledger, model, budget_id, by, head) for budget_id in _budget_ids(ledger)
         )

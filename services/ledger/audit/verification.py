@@ -91,7 +91,7 @@ class LogCheck:
         if self._outcome is None:
             self._take(position, entry)
 
-    def derive(self, row: FeedRow) -> Derived:
+    def _read(self, row: FeedRow) -> Derived:
         """A stored row's entry as its event reads now, or why it cannot be read."""
         try:
             return self._derive(row)
@@ -104,7 +104,7 @@ class LogCheck:
             stop = min(self._seen + _CHUNK, self.end)
             for row in self._reads.feed(self._seen, stop - self._seen):
                 if row.position <= stop:
-                    self.see(row.position, self.derive(row))
+                    self.see(row.position, self._read(row))
             while self._outcome is None and self._seen < stop:
                 self._take(self._seen + 1, None)  # the feed has no row there
         if self._outcome is None:
