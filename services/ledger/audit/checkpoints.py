@@ -1,4 +1,5 @@
-"""Signed checkpoints of the feed's Merkle tree, the proofs against them, and the check of it all.
+"""Signed checkpoints of the feed's Merkle tree, and the proofs against them; the check of it all
+is verification.py's, which the checkpointer starts.
 
 The checkpointer hashes each new feed entry into `ledger_leaves` (its canonical bytes, see
 proto/canonical.py), then signs the tree's root with the ledger's Ed25519 key into
@@ -6,7 +7,8 @@ proto/canonical.py), then signs the tree's root with the ledger's Ed25519 key in
 checkpoint's root, so the checkpoints it keeps are consistent with each other, or it stops.
 
 Costs, deliberately simple for now: a proof reads every leaf hash of its tree (32 bytes per
-entry) and hashes the tree again; the verification decodes and hashes every event once.
+entry) and hashes the tree again; the verification decodes and hashes every event once (once
+for reconciliation's replay and itself together, when reconciliation runs it).
 """
 
 from __future__ import annotations
