@@ -125,24 +125,24 @@ class LedgerBase(Application[UUID]):
             (row, self.mapper.to_domain_event(row.event)) for row in self.reads.feed(after, limit)
         ]
 
-    def feed_json(self, *, after: int, limit: int, by: Actor) -> str:
-        """A page of the feed as JSON, assembled from the entries kept with the events."""
+    def feed_json(self, *, after: int, limit: int, by: Actor) -> bytes:
+        """A page of the feed as JSON, UTF-8, assembled from the entries kept with the events."""
         require_role(by, OVERSEERS, "read the whole ledger's feed")
         head = self.reads.head()
         entries, last = self._entries(after, limit, ",")
         next_after, head = FeedPage.cursor([] if last is None else [last], after=after, head=head)
-        return f'{{"entries":[{entries}],"next_after":{next_after},"head":{head}}}'
+        return b'{"entries":[%b],"next_after":%d,"head":%d}' % (entries, next_after, head)
 
-    def log_lines(self, *, after: int, limit: int, by: Actor) -> str:
+    def log_lines(self, *, after: int, limit: int, by: Actor) -> bytes:
         """Feed entries after a position, each the canonical JSON its leaf hash is over and
-        a line feed."""
+        a line feed, UTF-8."""
         require_role(by, OVERSEERS, "read the whole ledger's feed")
         lines, last = self._entries(after, limit, "\n")
-        return "" if last is None else lines + "\n"
+        return b"" if last is None else lines + b"\n"
 
-    def _entries(self, after: int, limit: int, separator: str) -> tuple[str, int | None]:
-        """The canonical JSON of the feed entries after a position, joined by `separator`;
-        and the last position among them."""
+    def _entries(self, after: int, limit: int, separator: str) -> tuple[bytes, int | None]:
+        """The canonical JSON of the feed entries after a position, joined by `separator`,
+        UTF-8; and the last position among them."""
         page = self.reads.entry_page(after, limit, separator)
         if page is not None:
             return page.text, page.last
@@ -150,7 +150,7 @@ class LedgerBase(Application[UUID]):
         writer = EntryWriter()
         rows = self.reads.feed_entries(after, limit)
         joined = separator.join(self.entry_json(row, writer) for row in rows)
-        return joined, rows[-1].position if rows else None
+        return joined.encode(), rows[-1].position if rows else None
 
     def keep_missing_entries(self) -> int:
         """Keep the feed entry of each event stored before entries were kept, and write those
