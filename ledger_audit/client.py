@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 
+from ledger_audit.transport import PooledTransport
+
 
 class LedgerUnreachable(Exception):
     """The ledger did not answer as its API says; the message says what it answered."""
@@ -44,7 +46,7 @@ class AuditClient:
             headers={"Authorization": f"Bearer {token}"},
             timeout=timeout,
             trust_env=False,
-            transport=transport,
+            transport=transport or PooledTransport(),
         )
         self.url = url
         self._waiting = waiting

@@ -111,3 +111,11 @@ def test_a_forged_signature_fails_before_any_entry_is_read() -> None:
 def test_the_stated_position_is_the_entrys_own_not_one_its_payload_names() -> None:
     assert stated_position(line(7)) == 7
     assert stated_position(b'{"a":1,"position":"7"}') is None
+
+
+@pytest.mark.parametrize("written", [b'"position":007,', b'"position":7}'])
+def test_a_position_not_written_as_the_ledger_writes_it_states_no_position(written: bytes) -> None:
+    odd = line(7).replace(b'"position":7,', written)
+    assert stated_position(odd) is None
+    with pytest.raises(VerificationFailed, match="position 7: the feed serves position None"):
+        verify_log([[*LINES[:6], odd]], [], PUBLIC, None)
