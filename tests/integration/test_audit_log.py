@@ -26,6 +26,7 @@ from services.ledger.application import LedgerApplication
 from services.ledger.audit.checkpoints import Checkpointer, checkpointing
 from services.ledger.main import create_app
 from services.ledger.settings import LedgerSettings
+from services.ledger.store import reads
 from services.ledger.store.recorders import CHECKPOINTS_TABLE, FEED_TABLE, LEAVES_TABLE
 from tests.support.actors import AUDITOR, WUHOU_FINANCE_ID, acting
 from tests.support.catalog import Parties
@@ -313,6 +314,16 @@ async def test_the_log_serves_each_entry_as_the_bytes_its_leaf_hash_is_over(
     assert (past.status_code, past.content) == (200, b"")
     too_many = await client.get("/audit/entries", params={"limit": 10_001}, headers=AUDITOR)
     assert too_many.status_code == 422
+    # The database joins a page's lines in the order its rows come, checked: rows that came
+    # in another order are not served so (the ledger writes that page itself).
+    with pytest.MonkeyPatch.context() as patch:
+        reordered = reads._ENTRY_PAGE.replace(
+            "FROM page\n", "FROM (SELECT * FROM page ORDER BY position DESC) AS page\n"
+        )
+        assert reordered != reads._ENTRY_PAGE
+        patch.setattr(reads, "_ENTRY_PAGE", reordered)
+        again = await client.get("/audit/entries", params={"limit": 10_000}, headers=AUDITOR)
+    assert again.content == answer.content
 
     # An event changed behind the ledger's back: its line says what the event now says (and no
     # longer hashes to its leaf); every other line stands.
