@@ -515,3 +515,18 @@ async def test_checkpoints_are_taken_every_n_entries_or_once_entries_waited_t_se
             assert datetime.now() < deadline, "no checkpoint was taken in the background"
             await asyncio.sleep(0.02)
     assert (await verification(client))["checked_checkpoints"] == 3
+
+
+@pytest.mark.postgres
+async def test_the_log_is_served_in_utf8_whatever_the_connections_encoding(
+    postgres_url: str, catalog_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A deployment whose connections default to GB18030: the page's bytes must still be UTF-8.
+    monkeypatch.setenv("PGCLIENTENCODING", "GB18030")
+    app = create_app(LedgerSettings(database_url=postgres_url, catalog_url=catalog_url))
+    async with client_for(app) as client:
+        await open_budget(client, title="武侯区2014年公共服务下沉")
+        entries = await served_feed(client)
+        answer = await client.get("/audit/entries", headers=AUDITOR)
+    assert "武侯区" in entries[0]["payload"]["title"]
+    assert answer.content == b"".join(auditors_bytes(entry) + b"\n" for entry in entries)
