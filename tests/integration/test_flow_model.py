@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import subprocess
 import sys
@@ -98,6 +99,30 @@ async def test_a_rebuilt_model_gives_the_same_answers(
     after = [await answer(ledger, story.budget_id, as_of=a) for a in AS_OF if a]
     after.append(await answer(ledger, story.budget_id))
     assert after == before
+
+
+async def test_the_collector_is_held_off_while_entries_are_applied_and_given_back_after(
+    ledger_app: FastAPI,
+    ledger: httpx.AsyncClient,
+    parties: Parties,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model: FlowModel = ledger_app.state.flow_model
+    await tell_the_story(ledger, parties)
+    applying: list[bool] = []
+    moves = model._moves
+
+    def watched(row: Any) -> Any:
+        applying.append(gc.isenabled())
+        return moves(row)
+
+    monkeypatch.setattr(model, "_moves", watched)
+    gc.enable()
+    head = await feed_head(ledger)
+    assert model.rebuild() == head
+    # Every entry was applied with the collector off, and it is on again for the process.
+    assert applying == [False] * head
+    assert gc.isenabled()
 
 
 async def test_two_processes_catching_up_at_once_keep_one_model(

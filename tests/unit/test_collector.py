@@ -1,14 +1,19 @@
-"""The collector held off while a large answer is built, and always given back afterwards."""
+"""The collector held off while a large answer is built or a pass takes in a page, and always
+given back afterwards."""
 
 from __future__ import annotations
 
 import gc
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from uuid import UUID
 
 import pytest
 
+from proto.feed import FeedEntry
 from services.common.collector import collector_paused
+from services.ledger.audit.reconcile import Item, reconcile
 
 
 @pytest.fixture(autouse=True)
@@ -63,4 +68,44 @@ def test_overlapping_pauses_end_when_the_last_one_does() -> None:
         # The other thread's pause ended, but this one still holds the collector off.
         assert seen == {"after first left": False}
         assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+def test_reconciliation_holds_the_collector_off_a_page_at_a_time() -> None:
+    gc.enable()
+    contract = UUID("00000000-0000-4000-8000-00000000c0de")
+    entries: list[Item] = [
+        FeedEntry(
+            position=n,
+            stream_id=contract,
+            stream_type="contract",
+            stream_version=n,
+            event_type="contract.activated",
+            occurred_at=datetime(2026, 3, 1, tzinfo=UTC),
+            recorded_at=datetime(2026, 3, 1, tzinfo=UTC),
+            caused_by=None,
+            payload={},
+        )
+        for n in range(1, 6)
+    ]
+    reading: list[bool] = []
+
+    def read(after: int, limit: int) -> list[Item]:
+        reading.append(gc.isenabled())
+        return entries[after : after + limit]
+
+    report = reconcile(read, head=len(entries), page_size=2)
+    assert report.events_checked == len(entries)
+    assert reading == [False, False, False]  # every page read, and replayed, with it off
+    assert gc.isenabled()  # and on between pages and after
+
+
+def test_a_reconciliation_that_fails_gives_the_collector_back() -> None:
+    gc.enable()
+
+    def read(after: int, limit: int) -> list[Item]:
+        raise ConnectionError("the database went away")
+
+    with pytest.raises(ConnectionError):
+        reconcile(read, head=3)
     assert gc.isenabled()

@@ -94,7 +94,8 @@ def _check_budget(
     streams = replayed_streams(ledger, budget_id, by=by, as_of=None, position=head)
     while True:
         try:
-            stream_id, own = next(streams)
+            with collector_paused():  # one stream's replay: a tree of objects, not cycles
+                stream_id, own = next(streams)
         except StopIteration:
             break
         except Exception as error:

@@ -25,6 +25,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from services.common.collector import collector_paused
 from services.ledger.application.base import LedgerBase
 from services.ledger.audit.flow_nodes import (
     FLOW_EVENTS,
@@ -69,18 +70,26 @@ class FlowModel:
         with self._lock:
             position = self.rows.position()
             while position < target:
-                entries = self._ledger.reads.feed(position, min(_CHUNK, target - position))
-                if not entries:
+                with collector_paused():
+                    reached = self._apply(position, min(_CHUNK, target - position))
+                if reached is None:
                     break
-                moves = [move for row in entries for move in self._moves(row)]
-                try:
-                    self.rows.append(position, entries[-1].position, moves)
-                except Overtaken:
-                    self._cache.clear()  # the other process's moves are the ones kept
-                    position = self.rows.position()
-                    continue
-                position = entries[-1].position
+                position = reached
             return position
+
+    def _apply(self, after: int, limit: int) -> int | None:
+        """Apply and store the feed's next entries; the position reached, None if there were
+        none."""
+        entries = self._ledger.reads.feed(after, limit)
+        if not entries:
+            return None
+        moves = [move for row in entries for move in self._moves(row)]
+        try:
+            self.rows.append(after, entries[-1].position, moves)
+        except Overtaken:
+            self._cache.clear()  # the other process's moves are the ones kept
+            return self.rows.position()
+        return entries[-1].position
 
     def rebuild(self) -> int:
         """Forget the model and derive it again from the whole feed; the position reached."""

@@ -22,6 +22,7 @@ from proto import ledger_events as ev
 from proto.actor import Actor
 from proto.feed import FeedEntry
 from proto.reconciliation import CheckRun, EventRef, Reconciliation, Violation
+from services.common.collector import collector_paused
 from services.common.permissions import require_role
 from services.ledger.application.access import OVERSEERS
 from services.ledger.application.base import LedgerBase
@@ -420,6 +421,24 @@ def _signed(direction: str, fen: int) -> int:
     return fen if direction == "increase" else -fen
 
 
+def _replay_page(
+    replay: _Replay,
+    read_page: PageReader,
+    after: int,
+    page_size: int,
+    head: int,
+    merkle: FeedCheck | None,
+) -> int | None:
+    """Replay the page after a position; the last position it held, None if it held none."""
+    # Events recorded after `head` was read belong to the next run, not half to this one.
+    page = [item for item in read_page(after, page_size) if _position(item) <= head]
+    for item in page:
+        replay.see(item)
+        if merkle is not None:
+            merkle.see(item)
+    return _position(page[-1]) if page else None
+
+
 def reconcile(
     read_page: PageReader,
     *,
@@ -438,15 +457,11 @@ def reconcile(
     replay = _Replay()
     after = 0
     while after < head:
-        # Events recorded after `head` was read belong to the next run, not half to this one.
-        page = [item for item in read_page(after, page_size) if _position(item) <= head]
-        if not page:
+        with collector_paused():
+            reached = _replay_page(replay, read_page, after, page_size, head, merkle)
+        if reached is None:
             break
-        for item in page:
-            replay.see(item)
-            if merkle is not None:
-                merkle.see(item)
-        after = _position(page[-1])
+        after = reached
     replay.finish(head)
     checked, violations = replay.count, replay.violations
     # The replay's state grows with the ledger (every contract's dated records); the checks
