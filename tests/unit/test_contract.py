@@ -5,11 +5,13 @@ from __future__ import annotations
 import copy
 import random
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.common.errors import DomainError
 from services.ledger.domain.contract import Contract, ContractState, DeliveryState
@@ -26,6 +28,7 @@ from services.ledger.domain.errors import (
     PendingDeliveries,
     ReferenceConflict,
 )
+from services.ledger.domain.money import format_fen
 
 WHEN = datetime(2014, 4, 14, tzinfo=UTC)
 
@@ -200,6 +203,65 @@ def test_no_payment_is_dated_before_the_acceptance_it_pays_for() -> None:
     assert "(1,400.00) exceed what was accepted by then (1,000.00)" in str(raised.value)
     contract.record_payment(reference="T-3", amount_fen=10_000, occurred_at=mid_july)
     assert contract.paid_fen == 100_000
+
+
+def _by_the_rule(
+    accepted: list[tuple[datetime, int]], paid: list[tuple[datetime, int]], fen: int, at: datetime
+) -> str | None:
+    """Why a payment of `fen` dated `at` is refused, by the rules as written, summing every
+    record at every date they name; None if it is not."""
+    if fen > sum(f for _, f in accepted) - sum(f for _, f in paid):
+        return "exceeds accepted-but-unpaid"
+    for moment in sorted({at, *(d for d, _ in paid if d > at)}):
+        by_then = sum(f for d, f in accepted if d <= moment)
+        paid_by_then = fen + sum(f for d, f in paid if d <= moment)
+        if paid_by_then > by_then:
+            return (
+                f"the payments by {moment.isoformat()} ({format_fen(paid_by_then)}) exceed "
+                f"what was accepted by then ({format_fen(by_then)})"
+            )
+    return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["accept", "pay", "pay", "reverse"]),
+            st.integers(1, 300),
+            st.integers(0, 6),
+        ),
+        max_size=30,
+    )
+)
+def test_payments_dated_in_any_order_are_held_to_what_was_accepted_by_each_payment_date(
+    steps: list[tuple[str, int, int]],
+) -> None:
+    contract = active(10_000_000)
+    accepted: list[tuple[datetime, int]] = []
+    paid: dict[str, tuple[datetime, int]] = {}  # not reversed
+    for n, (kind, fen, day) in enumerate(steps):
+        at = WHEN + timedelta(days=day)
+        if kind == "accept":
+            delivery_id = deliver(contract, fen)
+            contract.accept_delivery(
+                delivery_id=delivery_id, amount_fen=None, score=None, note="", occurred_at=at
+            )
+            accepted.append((at, fen))
+        elif kind == "reverse" and paid:
+            reference = sorted(paid)[fen % len(paid)]
+            contract.reverse_payment(reference=reference, reason="returned", occurred_at=at)
+            del paid[reference]
+        elif kind == "pay":
+            refused = _by_the_rule(accepted, list(paid.values()), fen, at)
+            if refused is None:
+                contract.record_payment(reference=f"T-{n}", amount_fen=fen, occurred_at=at)
+                paid[f"T-{n}"] = (at, fen)
+                continue
+            with pytest.raises((PaymentBeforeAcceptance, PaymentExceedsAccepted)) as raised:
+                contract.record_payment(reference=f"T-{n}", amount_fen=fen, occurred_at=at)
+            assert refused in str(raised.value)
+    assert contract.paid_fen == sum(f for _, f in paid.values())
 
 
 def test_reversing_a_payment_is_a_new_fact_and_happens_once() -> None:

@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
+from itertools import groupby
+from operator import attrgetter
+from typing import NamedTuple
 from uuid import UUID, uuid4
 
 from eventsourcing.domain import event
@@ -102,6 +105,30 @@ def _pending_fen(delivery: Delivery) -> int:
 
 def _paid_fen(payment: Payment) -> int:
     return 0 if payment.is_reversed else payment.amount_fen
+
+
+class _Dated(NamedTuple):
+    """What an acceptance (`accepted_fen`) or a payment (`paid_fen`) adds, and its date."""
+
+    at: datetime
+    accepted_fen: int
+    paid_fen: int
+
+
+_AT = attrgetter("at")
+
+
+def _require_covered(
+    amount_fen: int, occurred_at: datetime, moment: datetime, paid_fen: int, accepted_fen: int
+) -> None:
+    """A payment dated `occurred_at` would leave `paid_fen` paid by `moment`: no more than was
+    accepted by then."""
+    if paid_fen > accepted_fen:
+        raise PaymentBeforeAcceptance(
+            f"payment {format_fen(amount_fen)} dated {occurred_at.isoformat()} would make "
+            f"the payments by {moment.isoformat()} ({format_fen(paid_fen)}) exceed "
+            f"what was accepted by then ({format_fen(accepted_fen)})"
+        )
 
 
 def _later(known: datetime | None, moment: datetime) -> datetime:
@@ -580,20 +607,30 @@ class Contract(DatedAggregate):
         ):
             # Nothing accepted or paid is dated later: by then means in all, checked already.
             return
-        paid = [p for p in self.payments.values() if not p.is_reversed]
-        for moment in sorted({occurred_at, *(p.paid_at for p in paid if p.paid_at > occurred_at)}):
-            accepted = sum(
-                d.accepted_fen
-                for d in self.deliveries.values()
-                if d.accepted_fen and d.decided_at is not None and d.decided_at <= moment
-            )
-            paid_by_then = amount_fen + sum(p.amount_fen for p in paid if p.paid_at <= moment)
-            if paid_by_then > accepted:
-                raise PaymentBeforeAcceptance(
-                    f"payment {format_fen(amount_fen)} dated {occurred_at.isoformat()} would make "
-                    f"the payments by {moment.isoformat()} ({format_fen(paid_by_then)}) exceed "
-                    f"what was accepted by then ({format_fen(accepted)})"
-                )
+        # One pass sums what is dated by the payment's date and sets aside what comes later
+        # (usually little), which is then taken in date order: a back-dated payment costs a
+        # pass over the records, not one for each later-dated payment.
+        accepted, paid_by_then = 0, amount_fen
+        later: list[_Dated] = []
+        for d in self.deliveries.values():
+            if d.accepted_fen and d.decided_at is not None:
+                if d.decided_at <= occurred_at:
+                    accepted += d.accepted_fen
+                else:
+                    later.append(_Dated(d.decided_at, d.accepted_fen, 0))
+        for p in self.payments.values():
+            if not p.is_reversed:
+                if p.paid_at <= occurred_at:
+                    paid_by_then += p.amount_fen
+                else:
+                    later.append(_Dated(p.paid_at, 0, p.amount_fen))
+        _require_covered(amount_fen, occurred_at, occurred_at, paid_by_then, accepted)
+        for moment, dated in groupby(sorted(later, key=_AT), key=_AT):
+            on_it = list(dated)
+            accepted += sum(record.accepted_fen for record in on_it)
+            paid_by_then += sum(record.paid_fen for record in on_it)
+            if any(record.paid_fen for record in on_it):  # a payment is dated then
+                _require_covered(amount_fen, occurred_at, moment, paid_by_then, accepted)
 
     @event("PaymentRecorded")
     def _payment_recorded(self, *, reference: str, amount_fen: int, occurred_at: datetime) -> None:
