@@ -328,6 +328,26 @@ async def test_each_entry_is_kept_whole_as_served_and_served_as_kept(
 
 
 @pytest.mark.postgres
+async def test_the_database_writes_every_page_of_kept_lines_itself(
+    postgres_url: str, catalog_url: str, parties: Parties
+) -> None:
+    async with storied_ledger(postgres_url, catalog_url, parties) as (app, _, served):
+        # Each page a range of positions, its lines in position order, none left for the
+        # ledger to write: at every page size, from every start.
+        for size in (1, 7, len(served)):
+            paged: list[str] = []
+            for after in range(0, len(served), size):
+                page = app.reads.entry_page(after, size, "\n")
+                assert page is not None, f"the database left the page after {after} to the ledger"
+                assert page.last == min(after + size, len(served))
+                paged += page.text.decode().split("\n")
+            assert paged == served
+        past = app.reads.entry_page(len(served), 10, "\n")
+        assert past is not None
+        assert (past.text, past.last) == (b"", None)
+
+
+@pytest.mark.postgres
 async def test_entries_kept_before_lines_are_served_after_an_upgrade(
     postgres_url: str, catalog_url: str, parties: Parties
 ) -> None:
