@@ -332,6 +332,9 @@ async def test_the_database_writes_every_page_of_kept_lines_itself(
     postgres_url: str, catalog_url: str, parties: Parties
 ) -> None:
     async with storied_ledger(postgres_url, catalog_url, parties) as (app, _, served):
+        # Each line was written in its event's and feed row's own transaction, so the database
+        # need not hash them again to know them unchanged.
+        assert rows_as_written(app) == len(served)
         # Each page a range of positions, its lines in position order, none left for the
         # ledger to write: at every page size, from every start.
         for size in (1, 7, len(served)):
@@ -347,6 +350,85 @@ async def test_the_database_writes_every_page_of_kept_lines_itself(
         assert (past.text, past.last) == (b"", None)
 
 
+def rows_as_written(app: LedgerApplication) -> int:
+    """How many kept lines' events and feed rows are still the rows they were written with."""
+    events = ledger_table(app, app.recorder.events_table_name)  # type: ignore[attr-defined]
+    return int(
+        run_sql(
+            app,
+            f"SELECT count(*) AS n FROM {entries_table(app)} b JOIN {events} e "
+            f"USING (notification_id) JOIN {feed_table(app)} f USING (notification_id) "
+            "WHERE b.written_in = e.xmin AND b.written_in = f.xmin",
+        )[0]["n"]
+    )
+
+
+@pytest.mark.postgres
+async def test_an_event_rewritten_with_its_feed_row_and_entry_shows_in_the_entry_served(
+    postgres_url: str, catalog_url: str, parties: Parties
+) -> None:
+    async with storied_ledger(postgres_url, catalog_url, parties) as (app, ledger, served):
+        events = ledger_table(app, app.recorder.events_table_name)  # type: ignore[attr-defined]
+        # Every row rewritten as it was, together in one transaction, as a restore into one
+        # transaction would: new row versions, but each line still has its digest.
+        with app.recorder.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
+            for table in (events, feed_table(app), entries_table(app)):
+                cursor.execute(f"UPDATE {table} SET notification_id = notification_id")
+        assert rows_as_written(app) == 0
+        assert await served_lines(ledger) == served
+
+        # An allocation made ten times larger, its feed row and kept line rewritten in the
+        # same transaction: the three rows are of one transaction again, but not of the one
+        # the line was written in, and the line served says what the event now says.
+        rows = run_sql(
+            app,
+            f"SELECT f.position, e.notification_id, e.topic, e.state FROM {events} e "
+            f"JOIN {feed_table(app)} f USING (notification_id) ORDER BY f.position",
+        )
+        position, nid, state = next(
+            (row["position"], row["notification_id"], json.loads(bytes(row["state"])))
+            for row in rows
+            if row["topic"].endswith(":Budget.Allocated")
+        )
+        state["amount_fen"] *= 10
+        with app.recorder.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
+            cursor.execute(
+                f"UPDATE {events} SET state = %s WHERE notification_id = %s",
+                (json.dumps(state).encode(), nid),
+            )
+            for table in (feed_table(app), entries_table(app)):
+                cursor.execute(
+                    f"UPDATE {table} SET notification_id = notification_id "
+                    "WHERE notification_id = %s",
+                    (nid,),
+                )
+        now = await served_lines(ledger)
+        changed = feed_entry(*app.feed(after=position - 1, limit=1, by=AUDITOR_ACTOR)[0])
+        assert now[position - 1] == canonical_bytes(changed).decode() != served[position - 1]
+        assert now[: position - 1] == served[: position - 1]
+        assert now[position:] == served[position:]
+
+
+@pytest.mark.postgres
+async def test_lines_kept_before_their_transaction_was_are_served_after_an_upgrade(
+    postgres_url: str, catalog_url: str, parties: Parties
+) -> None:
+    async with storied_ledger(postgres_url, catalog_url, parties) as (app, _, served):
+        # The table as a release before lines were tied to their transaction made it.
+        run_sql(app, f"ALTER TABLE {entries_table(app)} DROP COLUMN written_in")
+
+    upgraded = create_app(LedgerSettings(database_url=postgres_url, catalog_url=catalog_url))
+    async with client_for(upgraded) as ledger:
+        app = upgraded.state.ledger
+        assert rows_as_written(app) == 0
+        assert await served_lines(ledger) == served  # held to their digests
+        # Each new entry is tied to its transaction.
+        await open_budget(ledger)
+        lines = await served_lines(ledger)
+        assert lines[: len(served)] == served
+        assert rows_as_written(app) == len(lines) - len(served) > 0
+
+
 @pytest.mark.postgres
 async def test_entries_kept_before_lines_are_served_after_an_upgrade(
     postgres_url: str, catalog_url: str, parties: Parties
@@ -357,7 +439,7 @@ async def test_entries_kept_before_lines_are_served_after_an_upgrade(
         run_sql(
             app,
             f"ALTER TABLE {entries_table(app)} DROP COLUMN line, DROP COLUMN line_digest, "
-            "ALTER COLUMN body SET NOT NULL",
+            "DROP COLUMN written_in, ALTER COLUMN body SET NOT NULL",
         )
 
     upgraded = create_app(LedgerSettings(database_url=postgres_url, catalog_url=catalog_url))

@@ -5,9 +5,9 @@ A kept body is the entry less its feed row's fields (position, record time, call
 line is the whole entry, its canonical JSON (proto/canonical.py) as services/ledger/feed.py's
 EntryWriter writes it: the text served, and hashed into the log. On PostgreSQL each new entry
 is kept as its line, written once by the database with its event (store/recorders.py), and
-served as it is (store/reads.py) for as long as its event and its feed row still have the
-digest it was kept with; SQLite keeps bodies. The expressions name the feed row `f`, its event
-`e` and the kept entry `b`.
+served as it is (store/reads.py) for as long as its event and its feed row are the rows it was
+written with, or still have the digest it was kept with; SQLite keeps bodies. The expressions
+name the feed row `f`, its event `e` and the kept entry `b`.
 """
 
 from __future__ import annotations
@@ -83,10 +83,22 @@ KEPT_ENTRY = (
 the body; but a body from before bodies were canonical is kept as it is, and served as written
 then."""
 
+WRITTEN_IN = "pg_current_xact_id()::xid"
+"""The transaction storing a new entry's line, with its event and its feed row."""
+
+AS_WRITTEN = "b.written_in = e.xmin AND b.written_in = f.xmin"
+"""The event and the feed row are the row versions the line was written with. Every change to
+a row through PostgreSQL (an UPDATE, or a DELETE and INSERT) makes a new version whose `xmin`
+is the transaction that made it, and freezing keeps the `xmin` a row was written with; so the
+rows are as the line was written from, without hashing them again. Rows copied since (a
+restore, say) have other versions, and are held to the digest instead."""
+
 SERVED_LINE = (
-    f"CASE WHEN b.line_digest = {LINE_DIGEST} THEN b.line"
+    f"CASE WHEN b.line IS NOT NULL AND {AS_WRITTEN} THEN b.line"
+    f" WHEN b.line_digest = {LINE_DIGEST} THEN b.line"
     f" WHEN {BODY_IS_CANONICAL} AND b.digest = {EVENT_DIGEST} THEN {LINE} END"
 )
-"""The line to serve for a kept entry: the line kept, while its event and feed row are as they
-were; else one written around the body kept (by a release before lines were), while its event
-is; else null, and the entry is computed from what is stored now."""
+"""The line to serve for a kept entry: the line kept, while its event and feed row are the rows
+it was written with, or still have the digest it was kept with; else one written around the
+body kept (by a release before lines were), while its event is as it was; else null, and the
+entry is computed from what is stored now."""

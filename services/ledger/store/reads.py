@@ -102,7 +102,7 @@ def datetime_to_micros(moment: datetime) -> int:
 _ENTRY_PAGE = (
     """
 WITH f AS MATERIALIZED (
-  SELECT * FROM {feed}
+  SELECT xmin, * FROM {feed}
   WHERE position > %(after)s::bigint AND position <= %(after)s::bigint + %(limit)s::bigint
 ), ids AS (
   SELECT min(notification_id) AS first, max(notification_id) AS last FROM f

@@ -22,11 +22,12 @@ checkpointer after the fact rather than with the events:
 `ledger_feed_entries` keeps, with the events too, each event's feed entry as the API serves it,
 so reading the feed need not decode every event again (services/ledger/store/entries.py): on
 PostgreSQL its whole line, written by the database once the feed row is in, with a digest of
-the event and the feed row; on SQLite its body (the entry less its position, record time and
-caller, which the feed row holds) with a digest of the event. Either is served only while what
-it was made from still has that digest, so the feed always shows the events as stored (one
-altered behind the ledger's back shows, and fails verification). Rows from before entries
-were kept have none; they are computed.
+the event and the feed row and the transaction that wrote the three; on SQLite its body (the
+entry less its position, record time and caller, which the feed row holds) with a digest of the
+event. Either is served only while what it was made from is unchanged (on PostgreSQL, the row
+versions that transaction wrote, or failing that the digest), so the feed always shows the
+events as stored (one altered behind the ledger's back shows, and fails verification). Rows
+from before entries were kept have none; they are computed.
 
 And four for read models, rebuildable from the feed (services/ledger/audit/flow_model.py):
 
@@ -57,7 +58,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from proto.actor import Actor
-from services.ledger.store.entries import KEPT_ENTRY, event_digest
+from services.ledger.store.entries import KEPT_ENTRY, WRITTEN_IN, event_digest
 from services.ledger.store.group_commit import GroupCommitting, NotificationIds, Write
 
 FEED_TABLE = "ledger_feed"
@@ -346,7 +347,7 @@ class PostgresLedgerRecorder(GroupCommitting, PostgresApplicationRecorder):
                 SQL(
                     "CREATE TABLE IF NOT EXISTS {}.{} ("
                     "notification_id bigint PRIMARY KEY, digest bytea NOT NULL, "
-                    "body text, line text, line_digest bytea)"
+                    "body text, line text, line_digest bytea, written_in xid)"
                 ).format(schema, entries),
                 # Made by a release before lines were: the columns added, once (no lock after).
                 SQL(
@@ -354,6 +355,13 @@ class PostgresLedgerRecorder(GroupCommitting, PostgresApplicationRecorder):
                     "WHERE table_schema = {} AND table_name = {} AND column_name = 'line') "
                     "THEN ALTER TABLE {}.{} ADD COLUMN line text, ADD COLUMN line_digest bytea, "
                     "ALTER COLUMN body DROP NOT NULL; END IF; END $$"
+                ).format(Literal(datastore.schema), Literal(ENTRIES_TABLE), schema, entries),
+                # Made by a release before lines were written in their events' transactions.
+                SQL(
+                    "DO $$ BEGIN IF NOT EXISTS (SELECT FROM information_schema.columns "
+                    "WHERE table_schema = {} AND table_name = {} "
+                    "AND column_name = 'written_in') "
+                    "THEN ALTER TABLE {}.{} ADD COLUMN written_in xid; END IF; END $$"
                 ).format(Literal(datastore.schema), Literal(ENTRIES_TABLE), schema, entries),
                 SQL(
                     "CREATE TABLE IF NOT EXISTS {}.{} ("
@@ -423,12 +431,12 @@ class PostgresLedgerRecorder(GroupCommitting, PostgresApplicationRecorder):
             "     WITH ORDINALITY AS t(nid, role, organization, subject, ord)"
         ).format(schema, feed)
         # Each entry's line is written here, once, from its body and the feed row just added,
-        # and kept in place of the body.
+        # and kept in place of the body, with the transaction that wrote all three.
         self._insert_entries = (
-            SQL("INSERT INTO {}.{} (notification_id, digest, body, line, line_digest) ").format(
-                schema, entries
-            )
-            + SQL(f"SELECT b.notification_id, b.digest, {KEPT_ENTRY} ")
+            SQL(
+                "INSERT INTO {}.{} (notification_id, digest, body, line, line_digest, written_in) "
+            ).format(schema, entries)
+            + SQL(f"SELECT b.notification_id, b.digest, {KEPT_ENTRY}, {WRITTEN_IN} ")
             + SQL(
                 "FROM unnest(%b::bigint[], %b::bytea[], %b::text[]) "
                 "AS b(notification_id, digest, body) "
