@@ -98,7 +98,9 @@ def datetime_to_micros(moment: datetime) -> int:
 # order the merge hands them on rather than sorted again by position, which on PostgreSQL
 # before 16 copies the whole page into a sort (about 1 µs an entry). Neither order is one
 # the SQL standard promises, so the positions are checked, sorted alone, which is cheap: a
-# page whose lines came in any other order is written by the ledger.
+# page whose lines came in any other order is written by the ledger. The feed rows keep their
+# row version under its own name, `xmin`, so the line's check (store/entries.py) reads `f.xmin`
+# from them as it would from the table.
 _ENTRY_PAGE = (
     """
 WITH f AS MATERIALIZED (
