@@ -340,12 +340,13 @@ async def test_the_database_writes_every_page_of_kept_lines_itself(
         for size in (1, 7, len(served)):
             paged: list[str] = []
             for after in range(0, len(served), size):
-                page = app.reads.entry_page(after, size, "\n")
+                page = app.reads.entry_page(after, size, "\n", "")
                 assert page is not None, f"the database left the page after {after} to the ledger"
                 assert page.last == min(after + size, len(served))
-                paged += page.text.decode().split("\n")
+                assert page.text.endswith(b"\n")
+                paged += page.text.decode().splitlines()
             assert paged == served
-        past = app.reads.entry_page(len(served), 10, "\n")
+        past = app.reads.entry_page(len(served), 10, "\n", "")
         assert past is not None
         assert (past.text, past.last) == (b"", None)
 

@@ -129,7 +129,7 @@ class LedgerBase(Application[UUID]):
         """A page of the feed as JSON, UTF-8, assembled from the entries kept with the events."""
         require_role(by, OVERSEERS, "read the whole ledger's feed")
         head = self.reads.head()
-        entries, last = self._entries(after, limit, ",")
+        entries, last = self._entries(after, limit, end="", separator=",")
         next_after, head = FeedPage.cursor([] if last is None else [last], after=after, head=head)
         return b'{"entries":[%b],"next_after":%d,"head":%d}' % (entries, next_after, head)
 
@@ -137,19 +137,22 @@ class LedgerBase(Application[UUID]):
         """Feed entries after a position, each the canonical JSON its leaf hash is over and
         a line feed, UTF-8."""
         require_role(by, OVERSEERS, "read the whole ledger's feed")
-        lines, last = self._entries(after, limit, "\n")
-        return b"" if last is None else lines + b"\n"
+        # Each line is ended as the page is written, not the page once it is: adding the
+        # last line feed to the whole page, megabytes, would copy it into fresh memory again.
+        return self._entries(after, limit, end="\n", separator="")[0]
 
-    def _entries(self, after: int, limit: int, separator: str) -> tuple[bytes, int | None]:
-        """The canonical JSON of the feed entries after a position, joined by `separator`,
-        UTF-8; and the last position among them."""
-        page = self.reads.entry_page(after, limit, separator)
+    def _entries(
+        self, after: int, limit: int, *, end: str, separator: str
+    ) -> tuple[bytes, int | None]:
+        """The canonical JSON of the feed entries after a position, each followed by `end`,
+        joined by `separator`, UTF-8; and the last position among them."""
+        page = self.reads.entry_page(after, limit, end, separator)
         if page is not None:
             return page.text, page.last
         # SQLite, or a page with a body kept before bodies were canonical or an event changed.
         writer = EntryWriter()
         rows = self.reads.feed_entries(after, limit)
-        joined = separator.join(self.entry_json(row, writer) for row in rows)
+        joined = separator.join(self.entry_json(row, writer) + end for row in rows)
         return joined.encode(), rows[-1].position if rows else None
 
     def keep_missing_entries(self) -> int:

@@ -119,7 +119,7 @@ LEFT JOIN {entries} b ON b.notification_id = f.notification_id
   AND b.notification_id BETWEEN (SELECT first FROM ids) AND (SELECT last FROM ids)
 ORDER BY f.notification_id
 )
-SELECT string_agg(line, %(separator)s) AS text, count(*) AS entries,
+SELECT string_agg(line || %(end)s, %(separator)s) AS text, count(*) AS entries,
   count(line) AS written, max(position) AS last,
   array_agg(position) = array_agg(position ORDER BY position) AS in_order
 FROM page
@@ -167,7 +167,8 @@ class EntryPage:
     """Feed entries as canonical JSON, joined into one text, as the database wrote them."""
 
     text: bytes
-    """Every entry's canonical JSON in position order, separated, UTF-8; b"" when none."""
+    """Every entry's canonical JSON in position order, ended and separated, UTF-8; b"" when
+    none."""
     last: int | None
     """The last position in the page."""
 
@@ -321,15 +322,15 @@ class LedgerReads(LedgerSql):
             )
         return found
 
-    def entry_page(self, after: int, limit: int, separator: str) -> EntryPage | None:
-        """The canonical JSON of the entries after a position, joined by `separator`, written
-        by the database itself. None where it cannot write every one (on SQLite: no SHA-256),
-        where an entry has neither a line nor a canonical body still matching what it was
-        made from (its event; for a line, its feed row too), or where the database did not
-        join the lines in position order."""
+    def entry_page(self, after: int, limit: int, end: str, separator: str) -> EntryPage | None:
+        """The canonical JSON of the entries after a position, each followed by `end`, joined
+        by `separator`, written by the database itself. None where it cannot write every one
+        (on SQLite: no SHA-256), where an entry has neither a line nor a canonical body still
+        matching what it was made from (its event; for a line, its feed row too), or where the
+        database did not join the lines in position order."""
         if not self._postgres:
             return None
-        params = {"after": after, "limit": limit, "separator": separator}
+        params = {"after": after, "limit": limit, "end": end, "separator": separator}
         with self._cursor() as cursor:
             # A page is at most 10,000 rows in three ranges of an index each: one backend,
             # merging the ranges, is always the plan. Left to itself, the planner reaches for
