@@ -92,6 +92,16 @@ def observe_ledger(
                 "Writes this replica committed; over transactions, the mean batch",
                 value=committer.stats.writes,
             )
+        pages = CounterMetricFamily(
+            "ledger_entry_pages",
+            "Pages of feed entries this replica served (GET /events, /audit/entries), by who "
+            "wrote their JSON: the database, or the ledger where the database could not "
+            "(SQLite; on PostgreSQL, entries kept by an older release or changed since written)",
+            labels=["written_by"],
+        )
+        for writer in ("database", "ledger"):
+            pages.add_metric([writer], ledger.entry_pages[writer])
+        yield pages
         if flow_answers is not None:  # this replica's own, as it answers
             lookups = CounterMetricFamily(
                 "ledger_flow_answer_lookups",

@@ -33,6 +33,7 @@ from tests.support.catalog import Parties
 from tests.support.inprocess import client_for
 from tests.support.ledger_api import allocate, deliver, ok, open_budget, sign_contract, street_of
 from tests.support.merkle_reference import pymerkle_inclusion, rfc_verify_consistency
+from tests.support.metrics import sample
 
 pytestmark = pytest.mark.asyncio
 
@@ -298,8 +299,12 @@ async def test_the_log_serves_each_entry_as_the_bytes_its_leaf_hash_is_over(
     entries = await served_feed(client)
     assert entries[-1]["caused_by"]["subject"] == '会计 "老张"\\\t'
 
+    # Ops can tell the pages the database wrote from those the ledger had to write itself.
+    on_postgres = isinstance(audited.ledger.recorder, PostgresApplicationRecorder)
+    written = await pages_written(client)
     answer = await client.get("/audit/entries", params={"limit": 10_000}, headers=AUDITOR)
     assert answer.status_code == 200
+    await one_more_page_written(client, written, database=on_postgres)
     assert answer.headers["content-type"] == "application/jsonl"
     # One line per entry, each ending in a line feed: the canonical bytes of what /events serves.
     assert answer.content == b"".join(auditors_bytes(entry) + b"\n" for entry in entries)
@@ -322,17 +327,40 @@ async def test_the_log_serves_each_entry_as_the_bytes_its_leaf_hash_is_over(
         )
         assert reordered != reads._ENTRY_PAGE
         patch.setattr(reads, "_ENTRY_PAGE", reordered)
+        written = await pages_written(client)
         again = await client.get("/audit/entries", params={"limit": 10_000}, headers=AUDITOR)
     assert again.content == answer.content
+    await one_more_page_written(client, written, database=False)
 
     # An event changed behind the ledger's back: its line says what the event now says (and no
     # longer hashes to its leaf); every other line stands.
     Database(audited.ledger).inflate_allocation(2)
+    written = await pages_written(client)
     changed = (await client.get("/audit/entries", headers=AUDITOR)).content.splitlines()
+    await one_more_page_written(client, written, database=False)
     now = await served_feed(client)
     assert now[1]["payload"]["amount"] != entries[1]["payload"]["amount"]
     assert changed == [auditors_bytes(entry) for entry in now]
     assert [i for i, line in enumerate(changed) if line != auditors_bytes(entries[i])] == [1]
+
+
+async def pages_written(client: httpx.AsyncClient) -> dict[str, float | None]:
+    """How many pages of entries the ledger says were written by the database and by itself."""
+    text = (await client.get("/metrics")).text
+    return {
+        writer: sample(text, "ledger_entry_pages_total", written_by=writer)
+        for writer in ("database", "ledger")
+    }
+
+
+async def one_more_page_written(
+    client: httpx.AsyncClient, before: dict[str, float | None], *, database: bool
+) -> None:
+    """Check that one page was written since `before`: by the database if `database`, else by
+    the ledger."""
+    now = await pages_written(client)
+    by, other = ("database", "ledger") if database else ("ledger", "database")
+    assert (now[by], now[other]) == ((before[by] or 0) + 1, before[other]), (before, now)
 
 
 class Database:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -88,6 +90,11 @@ class LedgerBase(Application[UUID]):
         self.catalog = catalog
         self.price_sealer = price_sealer
         self._beneficiary_key = beneficiary_key
+        self.entry_pages: Counter[str] = Counter()
+        """Pages of feed entries this replica served, by who wrote their JSON: "database", or
+        "ledger" where the database could not (SQLite; entries not as written, see
+        `LedgerReads.entry_page`)."""
+        self._counting = threading.Lock()
 
     def start_group_commit(self, window_seconds: float) -> None:
         """Commit writes that arrive together in one transaction (see store/group_commit.py)."""
@@ -147,6 +154,8 @@ class LedgerBase(Application[UUID]):
         """The canonical JSON of the feed entries after a position, each followed by `end`,
         joined by `separator`, UTF-8; and the last position among them."""
         page = self.reads.entry_page(after, limit, end, separator)
+        with self._counting:
+            self.entry_pages["ledger" if page is None else "database"] += 1
         if page is not None:
             return page.text, page.last
         # SQLite, or a page with a body kept before bodies were canonical or an event changed.
