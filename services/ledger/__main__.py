@@ -24,6 +24,9 @@ def maintain(settings: LedgerSettings, command: str) -> None:
         lined = ledger.keep_missing_lines()
         if lined:
             print(f"feed entries kept whole, as served, for {lined} earlier events")
+        versions = ledger.keep_missing_row_versions()
+        if versions:
+            print(f"feed entries tied to their rows' versions for {versions} earlier events")
         if command == "rebuild-read-models":
             print(f"flow read model rebuilt through feed position {model.rebuild()}")
         else:

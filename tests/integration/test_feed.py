@@ -381,33 +381,40 @@ async def test_an_event_rewritten_with_its_feed_row_and_entry_shows_in_the_entry
         # An allocation made ten times larger, its feed row and kept line rewritten in the
         # same transaction: the three rows are of one transaction again, but not of the one
         # the line was written in, and the line served says what the event now says.
-        rows = run_sql(
-            app,
-            f"SELECT f.position, e.notification_id, e.topic, e.state FROM {events} e "
-            f"JOIN {feed_table(app)} f USING (notification_id) ORDER BY f.position",
-        )
-        position, nid, state = next(
-            (row["position"], row["notification_id"], json.loads(bytes(row["state"])))
-            for row in rows
-            if row["topic"].endswith(":Budget.Allocated")
-        )
-        state["amount_fen"] *= 10
-        with app.recorder.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
-            cursor.execute(
-                f"UPDATE {events} SET state = %s WHERE notification_id = %s",
-                (json.dumps(state).encode(), nid),
-            )
-            for table in (feed_table(app), entries_table(app)):
-                cursor.execute(
-                    f"UPDATE {table} SET notification_id = notification_id "
-                    "WHERE notification_id = %s",
-                    (nid,),
-                )
+        position = inflate_an_allocation(app, feed_table(app), entries_table(app))
         now = await served_lines(ledger)
         changed = feed_entry(*app.feed(after=position - 1, limit=1, by=AUDITOR_ACTOR)[0])
         assert now[position - 1] == canonical_bytes(changed).decode() != served[position - 1]
         assert now[: position - 1] == served[: position - 1]
         assert now[position:] == served[position:]
+
+
+def inflate_an_allocation(app: LedgerApplication, *tables: str) -> int:
+    """Make the first allocation ten times larger behind the ledger's back, rewriting its rows
+    in `tables` in the same transaction; its feed position."""
+    events = ledger_table(app, app.recorder.events_table_name)  # type: ignore[attr-defined]
+    rows = run_sql(
+        app,
+        f"SELECT f.position, e.notification_id, e.topic, e.state FROM {events} e "
+        f"JOIN {feed_table(app)} f USING (notification_id) ORDER BY f.position",
+    )
+    position, nid, state = next(
+        (row["position"], row["notification_id"], json.loads(bytes(row["state"])))
+        for row in rows
+        if row["topic"].endswith(":Budget.Allocated")
+    )
+    state["amount_fen"] *= 10
+    with app.recorder.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
+        cursor.execute(
+            f"UPDATE {events} SET state = %s WHERE notification_id = %s",
+            (json.dumps(state).encode(), nid),
+        )
+        for table in tables:
+            cursor.execute(
+                f"UPDATE {table} SET notification_id = notification_id WHERE notification_id = %s",
+                (nid,),
+            )
+    return int(position)
 
 
 @pytest.mark.postgres
@@ -429,6 +436,17 @@ async def test_lines_kept_before_their_transaction_was_are_served_after_an_upgra
         assert lines[: len(served)] == served
         assert rows_as_written(app) == len(lines) - len(served) > 0
 
+        # `migrate` ties each earlier line to its rows' versions, where their digest holds:
+        # not the line of an event changed since, rewritten with its feed row in one
+        # transaction, which still shows what the event now says.
+        position = inflate_an_allocation(app, feed_table(app))
+        changed = await served_lines(ledger)
+        assert changed[position - 1] != lines[position - 1]
+        assert app.keep_missing_row_versions() == len(served) - 1
+        assert app.keep_missing_row_versions() == 0
+        assert rows_as_written(app) == len(lines) - 1
+        assert await served_lines(ledger) == changed
+
 
 @pytest.mark.postgres
 async def test_entries_kept_before_lines_are_served_after_an_upgrade(
@@ -447,6 +465,10 @@ async def test_entries_kept_before_lines_are_served_after_an_upgrade(
     async with client_for(upgraded) as ledger:
         assert await served_lines(ledger) == served
         assert upgraded.state.ledger.keep_missing_lines() == len(served)
+        assert await served_lines(ledger) == served
+        # Each line just written is tied to its rows' versions too.
+        assert upgraded.state.ledger.keep_missing_row_versions() == len(served)
+        assert rows_as_written(upgraded.state.ledger) == len(served)
         assert await served_lines(ledger) == served
 
 

@@ -32,6 +32,7 @@ from services.ledger.feed import STREAM_TYPES, EntryWriter, entry_body, feed_ent
 from services.ledger.history import project, project_as_of
 from services.ledger.sealing import PriceSealer
 from services.ledger.store.entries import event_digest
+from services.ledger.store.entry_upgrades import EntryUpgrades
 from services.ledger.store.group_commit import GroupCommitting
 from services.ledger.store.reads import EntryRow, FeedRow, LedgerReads
 from services.ledger.store.recorders import ReferenceClaim, StreamEntry
@@ -167,9 +168,10 @@ class LedgerBase(Application[UUID]):
     def keep_missing_entries(self) -> int:
         """Keep the feed entry of each event stored before entries were kept, and write those
         kept before they were canonical in canonical form; how many."""
+        upgrades = EntryUpgrades(self.recorder)
         kept = after = 0
-        while batch := self.reads.unkept_entries(after, 1000):
-            self.reads.keep_entries(
+        while batch := upgrades.unkept_entries(after, 1000):
+            upgrades.keep_entries(
                 [
                     (nid, event_digest(event), entry_body(self.mapper.to_domain_event(event)))
                     for nid, event in batch
@@ -178,9 +180,9 @@ class LedgerBase(Application[UUID]):
             kept += len(batch)
             after = batch[-1][0]
         after = 0
-        while bodies := self.reads.uncanonical_bodies(after, 1000):
+        while bodies := upgrades.uncanonical_bodies(after, 1000):
             # The same fields, their keys sorted: what the body says does not change.
-            self.reads.rewrite_bodies(
+            upgrades.rewrite_bodies(
                 [(nid, canonical_json(json.loads(body)).decode()) for nid, body in bodies]
             )
             kept += len(bodies)
@@ -190,11 +192,13 @@ class LedgerBase(Application[UUID]):
     def keep_missing_lines(self) -> int:
         """Write the whole line of each feed entry kept before lines were, so it is served as
         kept; how many."""
-        kept = after = 0
-        while batch := self.reads.keep_lines(after, 1000):
-            after, written = batch
-            kept += written
-        return kept
+        return _batches(EntryUpgrades(self.recorder).keep_lines)
+
+    def keep_missing_row_versions(self) -> int:
+        """Keep with each line kept before lines were tied to their transaction the row version
+        of its event and feed row, where they still have its digest, so it is served without
+        hashing them; how many."""
+        return _batches(EntryUpgrades(self.recorder).keep_row_versions)
 
     def entry_json(self, row: EntryRow, writer: EntryWriter) -> str:
         """One feed entry's canonical JSON, as `GET /events` serves it and its leaf hash is over."""
@@ -384,3 +388,12 @@ class LedgerBase(Application[UUID]):
             raise ConcurrentWrite(
                 f"{names} changed while this request was processed; reload and retry"
             ) from None
+
+
+def _batches(batch: Callable[[int, int], tuple[int, int] | None]) -> int:
+    """Run `batch(after, 1000)` from the start until it has no more to look at; what it did."""
+    done = after = 0
+    while (ran := batch(after, 1000)) is not None:
+        after, did = ran
+        done += did
+    return done

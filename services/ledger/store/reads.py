@@ -23,10 +23,6 @@ from psycopg.rows import tuple_row
 
 from proto.actor import Actor, Role
 from services.ledger.store.entries import (
-    BODY_IS_CANONICAL,
-    CANONICAL_BODY_START,
-    EVENT_DIGEST,
-    KEPT_ENTRY,
     SERVED_LINE,
     event_digest,
     line_digest,
@@ -123,32 +119,6 @@ SELECT string_agg(line || %(end)s, %(separator)s) AS text, count(*) AS entries,
   count(line) AS written, max(position) AS last,
   array_agg(position) = array_agg(position ORDER BY position) AS in_order
 FROM page
-"""
-)
-
-# Lines in place of the bodies of a batch of entries kept by a release before lines were, where
-# the body is canonical and still matches its event; the batch's last notification id, to go
-# on after.
-_KEEP_LINES = (
-    """
-WITH batch AS (
-  SELECT notification_id FROM {entries} WHERE line IS NULL AND notification_id > %(after)s
-  ORDER BY notification_id LIMIT %(limit)s
-), kept AS (
-  UPDATE {entries} b SET (body, line, line_digest) = ("""
-    + KEPT_ENTRY
-    + """)
-  FROM {feed} f JOIN {events} e ON e.notification_id = f.notification_id
-  WHERE b.notification_id IN (SELECT notification_id FROM batch)
-    AND f.notification_id = b.notification_id AND """
-    + BODY_IS_CANONICAL
-    + """ AND b.digest = """
-    + EVENT_DIGEST
-    + """
-  RETURNING b.line
-)
-SELECT (SELECT max(notification_id) FROM batch) AS last,
-  (SELECT count(line) FROM kept) AS kept
 """
 )
 
@@ -356,17 +326,6 @@ class LedgerReads(LedgerSql):
             return None
         return EntryPage(row["text"] or b"", row["last"])
 
-    def keep_lines(self, after: int, limit: int) -> tuple[int, int] | None:
-        """Write the lines of up to `limit` entries kept without one (by a release before lines
-        were) after a notification id: (the last id looked at, lines written). None when no
-        entry after it lacks a line, and on SQLite, which serves entries from their bodies."""
-        if not self._postgres:
-            return None
-        with self._datastore.transaction(commit=True) as cursor:
-            cursor.execute(self._entry_sql(_KEEP_LINES), {"after": after, "limit": limit})
-            row: Any = cursor.fetchone()
-        return None if row["last"] is None else (int(row["last"]), int(row["kept"]))
-
     def _entry_sql(self, sql: str) -> str:
         """SQL over `{feed}`, `{events}` and `{entries}`, with the tables' names in."""
         # Not str.format: the lines' JSON is full of braces.
@@ -377,42 +336,6 @@ class LedgerReads(LedgerSql):
         ):
             sql = sql.replace("{" + name + "}", table)
         return sql
-
-    def unkept_entries(self, after: int, limit: int) -> list[tuple[int, StoredEvent]]:
-        """Stored events no entry body was kept for, after a notification id, in its order."""
-        rows = self._rows(
-            self._feed_select("f.notification_id")
-            + f"LEFT JOIN {self._table(ENTRIES_TABLE)} b ON b.notification_id = f.notification_id "
-            "WHERE b.notification_id IS NULL AND f.notification_id > ? "
-            "ORDER BY f.notification_id LIMIT ?",
-            (after, limit),
-        )
-        return [(int(row["notification_id"]), self._stored_event(row)) for row in rows]
-
-    def keep_entries(self, rows: Sequence[tuple[int, bytes, str]]) -> None:
-        """Keep entry bodies (notification id, digest of the event, body) made after the fact."""
-        self._write(
-            f"INSERT INTO {self._table(ENTRIES_TABLE)} (notification_id, digest, body) "
-            "VALUES (?, ?, ?)",
-            rows,
-        )
-
-    def uncanonical_bodies(self, after: int, limit: int) -> list[tuple[int, str]]:
-        """(notification id, body) of bodies kept by a release before bodies were canonical."""
-        rows = self._rows(
-            f"SELECT notification_id, body FROM {self._table(ENTRIES_TABLE)} "
-            f"WHERE substr(body, 1, {len(CANONICAL_BODY_START)}) <> ? AND notification_id > ? "
-            "ORDER BY notification_id LIMIT ?",
-            (CANONICAL_BODY_START, after, limit),
-        )
-        return [(int(row["notification_id"]), row["body"]) for row in rows]
-
-    def rewrite_bodies(self, rows: Sequence[tuple[int, str]]) -> None:
-        """Replace kept bodies (notification id, body) with the same fields written again."""
-        self._write(
-            f"UPDATE {self._table(ENTRIES_TABLE)} SET body = ? WHERE notification_id = ?",
-            [(body, nid) for nid, body in rows],
-        )
 
     def stream(self, stream_id: UUID) -> list[FeedRow]:
         """One stream's entries, in version order."""
