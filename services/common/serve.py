@@ -8,6 +8,7 @@ from collections.abc import Callable
 import uvicorn
 from fastapi import FastAPI
 
+from services.common.collector import freeze_once_started
 from services.common.observability import configure_logging
 from services.common.settings import ConfigurationRefused, ServiceSettings
 
@@ -24,6 +25,7 @@ def serve(service: str, build: Callable[[], FastAPI], settings: ServiceSettings)
         app = build()
     except ConfigurationRefused as refused:
         sys.exit(f"refusing to start: {refused}")
+    freeze_once_started(app)
     uvicorn.run(
         app,
         host=settings.host,

@@ -1,19 +1,23 @@
 """The collector held off while a large answer is built or a pass takes in a page, and always
-given back afterwards."""
+given back afterwards; and what a service made as it started, left out of its collections."""
 
 from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterator
+import weakref
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from uuid import UUID
 
 import pytest
+from fastapi import FastAPI
 
 from proto.feed import FeedEntry
-from services.common.collector import collector_paused
+from services.common.collector import collector_paused, freeze_once_started
 from services.ledger.audit.reconcile import Item, reconcile
+from tests.support.inprocess import client_for
 
 
 @pytest.fixture(autouse=True)
@@ -109,3 +113,52 @@ def test_a_reconciliation_that_fails_gives_the_collector_back() -> None:
     with pytest.raises(ConnectionError):
         reconcile(read, head=3)
     assert gc.isenabled()
+
+
+class Made:
+    """An object the collector tracks, with room for a reference to itself."""
+
+    itself: Made | None = None
+
+
+def collected(made: Made) -> bool:
+    """Whether a collection would walk `made`."""
+    return any(held is made for held in gc.get_objects())
+
+
+@pytest.mark.asyncio
+async def test_what_a_service_made_as_it_started_is_left_out_of_collections() -> None:
+    made: dict[str, object] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.kept = made["kept"] = Made()
+        cycle = Made()
+        cycle.itself = cycle
+        made["garbage"] = weakref.ref(cycle)
+        del cycle
+        yield
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.get("/made")
+    def make() -> dict[str, bool]:
+        app.state.later = Made()
+        return {"collected": collected(app.state.later)}
+
+    freeze_once_started(app)
+    try:
+        async with client_for(app) as client:
+            kept = made["kept"]
+            assert isinstance(kept, Made)
+            assert gc.is_tracked(kept)
+            assert not collected(kept)
+            # Garbage made as it started was collected, not kept for good.
+            garbage = made["garbage"]
+            assert isinstance(garbage, weakref.ref)
+            assert garbage() is None
+            # What it makes afterwards is collected as usual.
+            assert (await client.get("/made")).json() == {"collected": True}
+    finally:
+        gc.unfreeze()
+    assert collected(kept)
