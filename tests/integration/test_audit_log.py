@@ -448,6 +448,32 @@ async def test_tampering_in_the_database_is_named_at_its_first_position(
     assert await checkpoint_findings(client) == [(f"checkpoint-{reason}", failure["detail"])]
 
 
+@pytest.mark.parametrize("tampering", sorted(TAMPERING))
+async def test_entries_tampered_with_before_their_leaves_are_hashed_are_hashed_as_served(
+    audited: Audited, tampering: str
+) -> None:
+    client = audited.client
+    await record(client, 6)
+    tamper, reason = TAMPERING[tampering]
+    tamper(Database(audited.ledger))
+
+    if reason == "missing":
+        # No leaf for a position the feed no longer holds, nor a checkpoint over it.
+        refused = await client.post("/audit/checkpoints", headers=AUDITOR)
+        assert refused.status_code == 409, refused.text
+        assert "no entry at position 3" in refused.json()["detail"]
+        return
+    # The leaves are of the entries as served now, whatever they say: a checkpoint vouches
+    # for the log as it stood when signed, and from then on.
+    await take(client)
+    served = (await client.get("/audit/entries", headers=AUDITOR)).content.splitlines()
+    leaves = (await read(client, "/audit/leaves", limit=1000))["leaves"]
+    assert [leaf["position"] for leaf in leaves] == list(range(1, len(served) + 1))
+    assert [leaf["leaf_hash"] for leaf in leaves] == [
+        hashlib.sha256(b"\x00" + line).hexdigest() for line in served
+    ]
+
+
 async def test_the_reconciliation_names_the_event_the_checkpoints_no_longer_vouch_for(
     audited: Audited,
 ) -> None:

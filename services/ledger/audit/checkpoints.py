@@ -111,26 +111,42 @@ class Checkpointer:
         """Hash the feed's entries not hashed yet; the last position hashed."""
         last, head = self.reads.last_leaf(), self.reads.head()
         while last < head:
-            batch: list[tuple[int, bytes]] = []
-            writer = EntryWriter()
-            for row in self.reads.feed_entries(after=last, limit=_CHUNK):
-                position = last + len(batch) + 1
-                if row.position != position:
-                    raise LogDamaged(f"the feed has no entry at position {position}")
-                try:
-                    # The canonical text served for the entry: on PostgreSQL its line, as the
-                    # database wrote it with the event. The reconciliation derives each entry
-                    # again from its event and holds it to these leaves, so a line written
-                    # wrong fails it rather than passing unnoticed.
-                    entry = self._ledger.entry_json(row, writer).encode()
-                except Exception:  # whatever makes an event unreadable, it was not written so
-                    raise LogDamaged(f"the entry at position {position} cannot be read") from None
-                batch.append((position, merkle.leaf_hash(entry)))
+            batch = self._written_leaves(last) or self._leaves(last)
             if not batch:
                 break
             self.reads.add_leaves(batch)
             last = batch[-1][0]
         return last
+
+    def _written_leaves(self, last: int) -> list[tuple[int, bytes]] | None:
+        """The leaves of the entries after `last`, from the page of lines the database writes
+        and `GET /audit/entries` serves; None where it does not write every one, or finds a
+        position missing (the entry by entry path below says which)."""
+        page = self.reads.entry_page(last, _CHUNK, "\n", "")
+        if page is None or page.last is None:
+            return None
+        lines = page.text.split(b"\n")[:-1]
+        if len(lines) != page.last - last:
+            return None
+        return [(last + n, merkle.leaf_hash(line)) for n, line in enumerate(lines, 1)]
+
+    def _leaves(self, last: int) -> list[tuple[int, bytes]]:
+        """The leaves of the entries after `last`, each read and written here."""
+        batch: list[tuple[int, bytes]] = []
+        writer = EntryWriter()
+        for row in self.reads.feed_entries(after=last, limit=_CHUNK):
+            position = last + len(batch) + 1
+            if row.position != position:
+                raise LogDamaged(f"the feed has no entry at position {position}")
+            try:
+                # The canonical text served for the entry. The reconciliation derives each
+                # entry again from its event and holds it to these leaves, so a line written
+                # wrong fails it rather than passing unnoticed.
+                entry = self._ledger.entry_json(row, writer).encode()
+            except Exception:  # whatever makes an event unreadable, it was not written so
+                raise LogDamaged(f"the entry at position {position} cannot be read") from None
+            batch.append((position, merkle.leaf_hash(entry)))
+        return batch
 
     def _advance(self, tree: merkle.CompactRange, size: int, check: CheckpointRow | None) -> None:
         """Bring `tree` to `size` stored leaves, checking it still leads to `check`'s root."""

@@ -7,7 +7,7 @@ schema, and joins on the events table's `notification_id` where SQLite uses its 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -192,6 +192,33 @@ class LedgerSql:
                 cursor.row_factory = tuple_row
             cursor.execute(self._sql(sql), list(params))
             return list(cursor.fetchall())
+
+    def _insert_rows(
+        self,
+        cursor: Any,
+        table: str,
+        columns: Mapping[str, str],
+        rows: Iterable[Sequence[Any]],
+        *,
+        then: str = "",
+    ) -> None:
+        """Insert `rows` into `table`'s `columns` (each name with its PostgreSQL type), `then`
+        after (an ON CONFLICT clause, say). On PostgreSQL, one statement of column arrays sent
+        in binary: about half the time of a statement a row, for the writer and the database
+        alike."""
+        values = list(rows)
+        if not values:
+            return
+        into = f"INSERT INTO {self._table(table)} ({', '.join(columns)})"
+        if self._postgres:
+            arrays = ", ".join(f"%b::{kind}[]" for kind in columns.values())
+            cursor.execute(
+                f"{into} SELECT * FROM unnest({arrays}) {then}",
+                [*map(list, zip(*values, strict=True))],
+            )
+            return
+        marks = ", ".join("?" * len(columns))
+        cursor.executemany(self._sql(f"{into} VALUES ({marks}) {then}"), values)
 
     def _write(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
@@ -417,11 +444,14 @@ class LedgerReads(LedgerSql):
 
     def add_leaves(self, leaves: Sequence[tuple[int, bytes]]) -> None:
         """Store leaf hashes; a position already stored keeps its hash (another writer's)."""
-        self._write(
-            f"INSERT INTO {self._table(LEAVES_TABLE)} (position, leaf_hash) VALUES (?, ?) "
-            "ON CONFLICT (position) DO NOTHING",
-            leaves,
-        )
+        with self._datastore.transaction(commit=True) as cursor:
+            self._insert_rows(
+                cursor,
+                LEAVES_TABLE,
+                {"position": "bigint", "leaf_hash": "bytea"},
+                leaves,
+                then="ON CONFLICT (position) DO NOTHING",
+            )
 
     def _checkpoint_rows(self, where: str, params: Sequence[Any]) -> list[CheckpointRow]:
         rows = self._rows(
