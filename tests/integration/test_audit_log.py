@@ -27,7 +27,12 @@ from services.ledger.audit.checkpoints import Checkpointer, checkpointing
 from services.ledger.main import create_app
 from services.ledger.settings import LedgerSettings
 from services.ledger.store import reads
-from services.ledger.store.recorders import CHECKPOINTS_TABLE, FEED_TABLE, LEAVES_TABLE
+from services.ledger.store.recorders import (
+    CHECKPOINTS_TABLE,
+    ENTRIES_TABLE,
+    FEED_TABLE,
+    LEAVES_TABLE,
+)
 from tests.support.actors import AUDITOR, WUHOU_FINANCE_ID, acting
 from tests.support.catalog import Parties
 from tests.support.inprocess import client_for
@@ -374,8 +379,8 @@ class Database:
         self._mark = "%s" if postgres else "?"
         self.events = prefix + f'"{recorder.events_table_name}"'  # type: ignore[attr-defined]
         self.key = "notification_id" if postgres else "rowid"
-        self.feed, self.leaves, self.checkpoints = (
-            prefix + table for table in (FEED_TABLE, LEAVES_TABLE, CHECKPOINTS_TABLE)
+        self.feed, self.leaves, self.checkpoints, self.entries = (
+            prefix + table for table in (FEED_TABLE, LEAVES_TABLE, CHECKPOINTS_TABLE, ENTRIES_TABLE)
         )
 
     def run(self, *statements: tuple[str, tuple[Any, ...]]) -> None:
@@ -396,12 +401,32 @@ class Database:
         )
         return row["k"], json.loads(bytes(row["state"]))
 
-    def inflate_allocation(self, position: int) -> None:
-        """Make the allocation recorded at `position` ten times larger than it was."""
+    def first_of(self, event_class: str) -> int:
+        """The position of the first event of an aggregate's event class ("Budget.Allocated")."""
+        row = self.one(
+            f"SELECT min(f.position) AS p FROM {self.events} e "
+            f"JOIN {self.feed} f ON e.{self.key} = f.notification_id WHERE e.topic LIKE ?",
+            f"%:{event_class}",
+        )
+        return int(row["p"])
+
+    def inflate_allocation(self, position: int, *rewriting: str) -> None:
+        """Make the allocation recorded at `position` ten times larger than it was; its rows in
+        the tables `rewriting` are rewritten as they are, in the same transaction."""
         key, state = self.event_of(position)
         state["amount_fen"] *= 10
         new = json.dumps(state).encode()
-        self.run((f"UPDATE {self.events} SET state = ? WHERE {self.key} = ?", (new, key)))
+        self.run(
+            (f"UPDATE {self.events} SET state = ? WHERE {self.key} = ?", (new, key)),
+            *(
+                (
+                    f"UPDATE {table} SET notification_id = notification_id "
+                    "WHERE notification_id = ?",
+                    (key,),
+                )
+                for table in rewriting
+            ),
+        )
 
     def delete_entry(self, position: int) -> None:
         self.run((f"DELETE FROM {self.feed} WHERE position = ?", (position,)))

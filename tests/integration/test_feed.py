@@ -24,6 +24,7 @@ from services.ledger.feed import feed_entry
 from services.ledger.main import create_app
 from services.ledger.settings import LedgerSettings
 from services.ledger.store.recorders import ENTRIES_TABLE, FEED_TABLE
+from tests.integration.test_audit_log import Database
 from tests.integration.test_reconcile import tell_the_story
 from tests.support.actors import (
     AUDITOR,
@@ -381,40 +382,14 @@ async def test_an_event_rewritten_with_its_feed_row_and_entry_shows_in_the_entry
         # An allocation made ten times larger, its feed row and kept line rewritten in the
         # same transaction: the three rows are of one transaction again, but not of the one
         # the line was written in, and the line served says what the event now says.
-        position = inflate_an_allocation(app, feed_table(app), entries_table(app))
+        database = Database(app)
+        position = database.first_of("Budget.Allocated")
+        database.inflate_allocation(position, database.feed, database.entries)
         now = await served_lines(ledger)
         changed = feed_entry(*app.feed(after=position - 1, limit=1, by=AUDITOR_ACTOR)[0])
         assert now[position - 1] == canonical_bytes(changed).decode() != served[position - 1]
         assert now[: position - 1] == served[: position - 1]
         assert now[position:] == served[position:]
-
-
-def inflate_an_allocation(app: LedgerApplication, *tables: str) -> int:
-    """Make the first allocation ten times larger behind the ledger's back, rewriting its rows
-    in `tables` in the same transaction; its feed position."""
-    events = ledger_table(app, app.recorder.events_table_name)  # type: ignore[attr-defined]
-    rows = run_sql(
-        app,
-        f"SELECT f.position, e.notification_id, e.topic, e.state FROM {events} e "
-        f"JOIN {feed_table(app)} f USING (notification_id) ORDER BY f.position",
-    )
-    position, nid, state = next(
-        (row["position"], row["notification_id"], json.loads(bytes(row["state"])))
-        for row in rows
-        if row["topic"].endswith(":Budget.Allocated")
-    )
-    state["amount_fen"] *= 10
-    with app.recorder.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
-        cursor.execute(
-            f"UPDATE {events} SET state = %s WHERE notification_id = %s",
-            (json.dumps(state).encode(), nid),
-        )
-        for table in tables:
-            cursor.execute(
-                f"UPDATE {table} SET notification_id = notification_id WHERE notification_id = %s",
-                (nid,),
-            )
-    return int(position)
 
 
 @pytest.mark.postgres
@@ -439,7 +414,9 @@ async def test_lines_kept_before_their_transaction_was_are_served_after_an_upgra
         # `migrate` ties each earlier line to its rows' versions, where their digest holds:
         # not the line of an event changed since, rewritten with its feed row in one
         # transaction, which still shows what the event now says.
-        position = inflate_an_allocation(app, feed_table(app))
+        database = Database(app)
+        position = database.first_of("Budget.Allocated")
+        database.inflate_allocation(position, database.feed)
         changed = await served_lines(ledger)
         assert changed[position - 1] != lines[position - 1]
         assert app.keep_missing_row_versions() == len(served) - 1

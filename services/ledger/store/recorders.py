@@ -349,20 +349,18 @@ class PostgresLedgerRecorder(GroupCommitting, PostgresApplicationRecorder):
                     "notification_id bigint PRIMARY KEY, digest bytea NOT NULL, "
                     "body text, line text, line_digest bytea, written_in xid)"
                 ).format(schema, entries),
-                # Made by a release before lines were: the columns added, once (no lock after).
-                SQL(
-                    "DO $$ BEGIN IF NOT EXISTS (SELECT FROM information_schema.columns "
-                    "WHERE table_schema = {} AND table_name = {} AND column_name = 'line') "
-                    "THEN ALTER TABLE {}.{} ADD COLUMN line text, ADD COLUMN line_digest bytea, "
-                    "ALTER COLUMN body DROP NOT NULL; END IF; END $$"
-                ).format(Literal(datastore.schema), Literal(ENTRIES_TABLE), schema, entries),
+                # Made by a release before lines were.
+                _added_once(
+                    datastore.schema,
+                    ENTRIES_TABLE,
+                    "line",
+                    "ADD COLUMN line text, ADD COLUMN line_digest bytea, "
+                    "ALTER COLUMN body DROP NOT NULL",
+                ),
                 # Made by a release before lines were written in their events' transactions.
-                SQL(
-                    "DO $$ BEGIN IF NOT EXISTS (SELECT FROM information_schema.columns "
-                    "WHERE table_schema = {} AND table_name = {} "
-                    "AND column_name = 'written_in') "
-                    "THEN ALTER TABLE {}.{} ADD COLUMN written_in xid; END IF; END $$"
-                ).format(Literal(datastore.schema), Literal(ENTRIES_TABLE), schema, entries),
+                _added_once(
+                    datastore.schema, ENTRIES_TABLE, "written_in", "ADD COLUMN written_in xid"
+                ),
                 SQL(
                     "CREATE TABLE IF NOT EXISTS {}.{} ("
                     "scope text NOT NULL, reference text NOT NULL, stream_id text NOT NULL, "
@@ -536,3 +534,15 @@ class PostgresLedgerRecorder(GroupCommitting, PostgresApplicationRecorder):
             self._append_feed_rows(curs, notification_ids, [caller] * len(notification_ids))
             self._keep_entries(curs, _entry_rows(notification_ids, stored_events, entries))
         return notification_ids
+
+
+def _added_once(schema: str, table: str, column: str, alteration: str) -> Composed:
+    """`ALTER TABLE … alteration` where the table lacks `column`, which the alteration adds:
+    run at every start, it takes the table's lock only the first time."""
+    return SQL(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM information_schema.columns "
+        "WHERE table_schema = {} AND table_name = {} AND column_name = {}) "
+        "THEN ALTER TABLE {}.{} " + alteration + "; END IF; END $$"
+    ).format(
+        Literal(schema), Literal(table), Literal(column), Identifier(schema), Identifier(table)
+    )
