@@ -59,7 +59,10 @@ def open_ledger(
         timeout=settings.catalog_timeout_seconds,
         attempts=settings.catalog_attempts,
     )
-    env = eventsourcing_env(settings.database_url)
+    env = eventsourcing_env(
+        settings.database_url,
+        idle_in_transaction_seconds=settings.database_idle_in_transaction_seconds,
+    )
     if settings.aggregate_cache_size > 0:
         env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.aggregate_cache_size)
     ledger = LedgerApplication(

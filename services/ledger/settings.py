@@ -10,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 from services.common.settings import ServiceSettings
 from services.ledger.audit.ocid import DEFAULT_OCID_PREFIX, check_prefix
 from services.ledger.audit.signing import load_signing_key
+from services.ledger.store.config import IDLE_IN_TRANSACTION_SECONDS
 
 # Only for development: deployments set LEDGER_BENEFICIARY_KEY to a secret of their own.
 DEVELOPMENT_BENEFICIARY_KEY = "development-only-beneficiary-key"
@@ -27,6 +28,10 @@ class LedgerSettings(ServiceSettings):
 
     port: int = 8002
     database_url: str = "sqlite:///data/ledger.sqlite3"
+    # On PostgreSQL, a transaction idle this long ends its session (0: never).
+    database_idle_in_transaction_seconds: int = Field(
+        default=IDLE_IN_TRANSACTION_SECONDS, ge=0, le=86_400
+    )
     beneficiary_key: SecretStr = SecretStr(DEVELOPMENT_BENEFICIARY_KEY)
     # Seals applicants' prices until a project's period closes; keep it secret and unchanged,
     # or sealed prices recorded under the old key can no longer be disclosed.

@@ -9,7 +9,10 @@ from uuid import UUID, uuid4
 import pytest
 
 from proto.actor import Actor, Role
+from services.common.auth import AuthSettings
 from services.ledger.domain.budget import SourceKind
+from services.ledger.main import open_ledger
+from services.ledger.settings import LedgerSettings
 from tests.support.actors import AUDIT_OFFICE_ID, WUHOU_FINANCE_ID
 from tests.support.ledger_app import ledger_application
 
@@ -77,3 +80,24 @@ def test_events_without_the_actor_who_caused_them_are_refused(
             (2, FINANCE_CLERK),
         ]
         assert app.get_budget(budget.id, by=FINANCE_CLERK).allocated_fen == 20
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("configured", "shown"), [({}, "1min"), ({"database_idle_in_transaction_seconds": 90}, "90s")]
+)
+def test_the_ledgers_transactions_may_sit_idle_as_long_as_its_settings_say(
+    postgres_url: str, catalog_url: str, configured: dict[str, int], shown: str
+) -> None:
+    settings = LedgerSettings.model_validate(
+        {"database_url": postgres_url, "catalog_url": catalog_url, **configured}
+    )
+    ledger, catalog = open_ledger(settings, AuthSettings())
+    try:
+        datastore = ledger.recorder.datastore  # type: ignore[attr-defined]
+        with datastore.transaction(commit=False) as cursor:
+            cursor.execute("SHOW idle_in_transaction_session_timeout")
+            assert cursor.fetchone()["idle_in_transaction_session_timeout"] == shown
+    finally:
+        ledger.close()
+        catalog.close()

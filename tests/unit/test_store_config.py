@@ -25,7 +25,13 @@ def test_postgres_url_with_credentials() -> None:
         "POSTGRES_PORT": "6543",
         "POSTGRES_USER": "clerk",
         "POSTGRES_PASSWORD": "pw",
+        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "60",
     }
+
+
+def test_postgres_idle_transactions_are_ended_after_the_time_given() -> None:
+    env = eventsourcing_env("postgresql://clerk@db.internal/ledger", idle_in_transaction_seconds=0)
+    assert env["POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT"] == "0"
 
 
 def test_postgres_unix_socket_url() -> None:

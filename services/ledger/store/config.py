@@ -6,9 +6,19 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+# How long PostgreSQL lets one of the ledger's transactions sit idle before ending its session.
+# The library's own 5 s ended sessions whose thread merely waited that long for a busy core,
+# failing the write; a minute still ends a transaction left open by a fault well before its
+# locks hold the other writers up for long.
+IDLE_IN_TRANSACTION_SECONDS = 60
 
-def eventsourcing_env(database_url: str) -> dict[str, str]:
-    """`sqlite:///data/ledger.sqlite3` or `postgresql://user@host:5432/db` to library settings."""
+
+def eventsourcing_env(
+    database_url: str, *, idle_in_transaction_seconds: int = IDLE_IN_TRANSACTION_SECONDS
+) -> dict[str, str]:
+    """`sqlite:///data/ledger.sqlite3` or `postgresql://user@host:5432/db` to library settings;
+    on PostgreSQL, a transaction idle longer than `idle_in_transaction_seconds` (0: no limit)
+    ends its session."""
     url = make_url(database_url)
     backend = url.get_backend_name()
     if backend == "sqlite":
@@ -33,6 +43,7 @@ def eventsourcing_env(database_url: str) -> dict[str, str]:
             "POSTGRES_PORT": str(port),
             "POSTGRES_USER": url.username or "postgres",
             "POSTGRES_PASSWORD": url.password or "",
+            "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": str(idle_in_transaction_seconds),
             "APPLICATION_RECORDER_TOPIC": (
                 "services.ledger.store.recorders:PostgresLedgerRecorder"
             ),
