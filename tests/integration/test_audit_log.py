@@ -27,12 +27,7 @@ from services.ledger.audit.checkpoints import Checkpointer, checkpointing
 from services.ledger.main import create_app
 from services.ledger.settings import LedgerSettings
 from services.ledger.store import reads
-from services.ledger.store.recorders import (
-    CHECKPOINTS_TABLE,
-    ENTRIES_TABLE,
-    FEED_TABLE,
-    LEAVES_TABLE,
-)
+from services.ledger.store.tables import CHECKPOINTS_TABLE, ENTRIES_TABLE, FEED_TABLE, LEAVES_TABLE
 from tests.support.actors import AUDITOR, WUHOU_FINANCE_ID, acting
 from tests.support.catalog import Parties
 from tests.support.inprocess import client_for

@@ -23,7 +23,7 @@ from services.ledger.application import LedgerApplication
 from services.ledger.feed import feed_entry
 from services.ledger.main import create_app
 from services.ledger.settings import LedgerSettings
-from services.ledger.store.recorders import ENTRIES_TABLE, FEED_TABLE
+from services.ledger.store.tables import ENTRIES_TABLE, FEED_TABLE
 from tests.integration.test_audit_log import Database
 from tests.integration.test_reconcile import tell_the_story
 from tests.support.actors import (

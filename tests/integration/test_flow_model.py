@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from services.ledger.audit.flow_model import FlowModel
 from services.ledger.audit.reconcile import FLOW_MODEL
 from services.ledger.store.flow_rows import MODEL_NAME
-from services.ledger.store.recorders import (
+from services.ledger.store.tables import (
     FLOW_RECORDS_TABLE,
     FLOW_TOTALS_TABLE,
     READ_MODELS_TABLE,

@@ -16,7 +16,7 @@ import pytest
 
 from services.ledger.store.flow_moves import FlowMove
 from services.ledger.store.flow_rows import FlowRows
-from services.ledger.store.recorders import FLOW_FIGURES, FLOW_TOTALS_TABLE
+from services.ledger.store.tables import FLOW_FIGURES, FLOW_TOTALS_TABLE
 from tests.support.ledger_app import ledger_application
 
 BUDGET = UUID("00000000-0000-4000-8000-000000000001")

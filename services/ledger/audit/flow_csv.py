@@ -12,7 +12,7 @@ import io
 from collections.abc import Iterator
 
 from services.ledger.audit.flow_tree import LEVELS, Branch, FlowAnswer
-from services.ledger.store.recorders import FLOW_FIGURES
+from services.ledger.store.tables import FLOW_FIGURES
 
 # The wire's figures: each node's own, and by how much a remaining fell below zero.
 FIGURES = (*FLOW_FIGURES, "overdrawn")

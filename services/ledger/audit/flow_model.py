@@ -39,9 +39,9 @@ from services.ledger.audit.flow_nodes import (
 )
 from services.ledger.domain.errors import NotFound
 from services.ledger.history import project
+from services.ledger.store.dialect import micros_to_datetime
 from services.ledger.store.flow_moves import FlowMove, NodeRecord
 from services.ledger.store.flow_rows import FlowRows, Overtaken
-from services.ledger.store.reads import micros_to_datetime
 
 _CHUNK = 1000  # feed entries applied, and stored, per transaction
 _CACHED = 512  # aggregates kept between entries, so a busy stream is not replayed per event

@@ -23,7 +23,7 @@ from proto.audit import FlowKind
 from services.ledger.domain.budget import Allocation, Budget
 from services.ledger.domain.contract import Contract, Delivery, Payment
 from services.ledger.domain.grant import Grant, Tranche
-from services.ledger.store.recorders import FLOW_FIGURES
+from services.ledger.store.tables import FLOW_FIGURES
 
 NodeKind = FlowKind | Literal["commitment"]
 Figures = Mapping[str, int]

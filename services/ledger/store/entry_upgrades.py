@@ -20,7 +20,7 @@ from services.ledger.store.entries import (
     LINE_DIGEST,
 )
 from services.ledger.store.reads import LedgerReads
-from services.ledger.store.recorders import ENTRIES_TABLE
+from services.ledger.store.tables import ENTRIES_TABLE
 
 # Lines in place of the bodies of a batch of entries kept by a release before lines were, where
 # the body is canonical and still matches its event; the batch's last notification id, to go

@@ -10,8 +10,8 @@ from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from services.ledger.store.reads import datetime_to_micros
-from services.ledger.store.recorders import FLOW_FIGURES
+from services.ledger.store.dialect import datetime_to_micros
+from services.ledger.store.tables import FLOW_FIGURES
 
 # The business-time bounds of the model: before and after every move.
 START_OF_TIME = -(2**63)

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from services.ledger.store.dialect import LedgerSql, datetime_to_micros
 from services.ledger.store.flow_moves import (
     END_OF_TIME,
     NO_TOTALS,
@@ -21,8 +22,7 @@ from services.ledger.store.flow_moves import (
     merged,
     record_row,
 )
-from services.ledger.store.reads import LedgerSql, datetime_to_micros
-from services.ledger.store.recorders import (
+from services.ledger.store.tables import (
     FLOW_COLUMN_TYPES,
     FLOW_DELTAS_TABLE,
     FLOW_FIGURES,

@@ -1,49 +1,8 @@
-"""Event recorders that also keep, in the same transaction as the events:
-
-- `ledger_feed`: a dense position (1, 2, 3, …), the record time and the caller (role,
-  organization, token subject) of every event. The event
-  store's own notification ids come from a sequence and can have holes where a transaction
-  rolled back; auditors and followers need positions without holes, so they are assigned here,
-  under the lock that already serializes writers, in commit order.
-- `ledger_references`: callers' own references (contract numbers, treasury payment ids), unique
-  per scope, so a retried request finds the record it made instead of making a second one.
-- `ledger_streams` and `ledger_stream_tags`: the facts of each aggregate that lists filter on,
-  fixed at creation (tags hold the many-valued ones, e.g. a project's items).
-
-All three are derivable from the events; none is ever updated or deleted.
-
-Two more tables belong to the verifiable log (services/ledger/audit/), written by its
-checkpointer after the fact rather than with the events:
-
-- `ledger_leaves`: the Merkle leaf hash of each feed position, a read model rebuildable from
-  the feed, kept so proofs need not decode every event again.
-- `ledger_checkpoints`: the signed tree heads, one per tree size, kept for good.
-
-`ledger_feed_entries` keeps, with the events too, each event's feed entry as the API serves it,
-so reading the feed need not decode every event again (services/ledger/store/entries.py): on
-PostgreSQL its whole line, written by the database once the feed row is in, with a digest of
-the event and the feed row and the transaction that wrote the three; on SQLite its body (the
-entry less its position, record time and caller, which the feed row holds) with a digest of the
-event. Either is served only while what it was made from is unchanged (on PostgreSQL, the row
-versions that transaction wrote, or failing that the digest), so the feed always shows the
-events as stored (one altered behind the ledger's back shows, and fails verification). Rows
-from before entries were kept have none; they are computed.
-
-And four for read models, rebuildable from the feed (services/ledger/audit/flow_model.py):
-
-- `ledger_read_models`: the feed position each read model reflects.
-- `ledger_flow_stream_records`: each event's word on what a funding-flow node is: its creation
-  (kind, parent, state, details) or a new state or details, found by budget and kind, or by the
-  stream whose event it was.
-- `ledger_flow_stream_deltas`: by how much each event moved each node's own figures, by
-  position, found by budget or by stream.
-- `ledger_flow_totals`: each node's own figures summed up to each of its moves, in business
-  time order, so a flow's figures are one row per node rather than a sum over its moves.
-"""
+"""Event recorders that keep the ledger's own tables (services/ledger/store/tables.py) in the
+same transaction as the events, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -60,34 +19,21 @@ from psycopg.sql import SQL, Composed, Identifier, Literal
 from proto.actor import Actor
 from services.ledger.store.entries import KEPT_ENTRY, WRITTEN_IN, event_digest
 from services.ledger.store.group_commit import GroupCommitting, NotificationIds, Write
-
-FEED_TABLE = "ledger_feed"
-ENTRIES_TABLE = "ledger_feed_entries"
-TAGS_TABLE = "ledger_stream_tags"
-REFERENCES_TABLE = "ledger_references"
-STREAMS_TABLE = "ledger_streams"
-LEAVES_TABLE = "ledger_leaves"
-CHECKPOINTS_TABLE = "ledger_checkpoints"
-READ_MODELS_TABLE = "ledger_read_models"
-FLOW_RECORDS_TABLE = "ledger_flow_stream_records"
-FLOW_DELTAS_TABLE = "ledger_flow_stream_deltas"
-# Where earlier versions kept the model's moves: all in one table, then records and deltas
-# apart without their streams. Dropped on upgrade.
-RETIRED_FLOW_TABLES = ("ledger_flow_moves", "ledger_flow_records", "ledger_flow_deltas")
-FLOW_TOTALS_TABLE = "ledger_flow_totals"
-# A flow move's figures: signed fen by which an event changed a node's own figure, or null.
-FLOW_FIGURES = (
-    "amount",
-    "appropriated",
-    "allocated",
-    "committed",
-    "released",
-    "accepted",
-    "paid",
-    "remaining",
+from services.ledger.store.tables import (
+    CHECKPOINTS_TABLE,
+    ENTRIES_TABLE,
+    FEED_COLUMNS,
+    FEED_TABLE,
+    FLOW_INDEXES,
+    FLOW_TABLES,
+    LEAVES_TABLE,
+    READ_MODELS_TABLE,
+    REFERENCES_TABLE,
+    STREAM_COLUMNS,
+    STREAM_FACTS,
+    STREAMS_TABLE,
+    TAGS_TABLE,
 )
-# The facts lists filter on; each stream fills those that apply to it.
-STREAM_FACTS = ("year", "purpose", "budget_id", "purchaser_id", "implementer_id", "provider_id")
 
 
 @dataclass(frozen=True)
@@ -171,58 +117,6 @@ def _per_write(ids: Sequence[int], writes: Sequence[Write]) -> list[list[int]]:
     return cut
 
 
-_FEED_COLUMNS = (
-    "position, notification_id, recorded_at, actor_role, actor_organization, actor_subject"
-)
-_STREAM_COLUMNS = "stream_id, stream_type, " + ", ".join(STREAM_FACTS)
-# The same on both databases but for the names of their types.
-# A flow read to its contracts wants a few hundred records among a budget's hundred thousand
-# deltas: apart, each is found by an index the planner can count on.
-_FLOW_RECORDS_COLUMNS = (
-    "position {integer} NOT NULL, seq {integer} NOT NULL, budget_id {text} NOT NULL, "
-    "stream_id {text} NOT NULL, node_key {text} NOT NULL, kind {text} NOT NULL, parent_key {text}, "
-    "created {integer} NOT NULL, occurred_at {integer} NOT NULL, "
-    "state {text}, details {text}, PRIMARY KEY (position, seq)"
-)
-_FLOW_DELTAS_COLUMNS = (
-    "position {integer} NOT NULL, seq {integer} NOT NULL, budget_id {text} NOT NULL, "
-    "stream_id {text} NOT NULL, node_key {text} NOT NULL, kind {text} NOT NULL, "
-    "occurred_at {integer} NOT NULL, "
-    + "".join(f"{name} {{integer}}, " for name in FLOW_FIGURES)
-    + "PRIMARY KEY (position, seq)"
-)
-# (table, its index's name suffix, the indexed columns)
-_FLOW_INDEXES = (
-    (FLOW_RECORDS_TABLE, "by_budget", "budget_id, kind, position"),
-    # A budget's last change, for the flow answers kept (services/ledger/audit/flow_answers.py).
-    (FLOW_RECORDS_TABLE, "by_budget_position", "budget_id, position"),
-    (FLOW_DELTAS_TABLE, "by_budget", "budget_id, position"),
-    # A stream's last change and its own nodes, for the parts of whole flows kept.
-    (FLOW_RECORDS_TABLE, "by_stream", "stream_id, position"),
-    (FLOW_DELTAS_TABLE, "by_stream", "stream_id, position"),
-)
-# A node's totals after each move that changed a figure, keyed (and so found) in business time
-# order: the last row at or before a time holds the node's figures as of that time.
-_FLOW_TOTALS_COLUMNS = (
-    "node_key {text} NOT NULL, occurred_at {integer} NOT NULL, position {integer} NOT NULL, "
-    + "".join(f"{name} {{integer}} NOT NULL, " for name in FLOW_FIGURES)
-    + "PRIMARY KEY (node_key, occurred_at, position)"
-)
-_FLOW_TABLES = (
-    (FLOW_RECORDS_TABLE, _FLOW_RECORDS_COLUMNS),
-    (FLOW_DELTAS_TABLE, _FLOW_DELTAS_COLUMNS),
-    (FLOW_TOTALS_TABLE, _FLOW_TOTALS_COLUMNS),
-)
-# Each flow table's columns and their PostgreSQL types, for rows written as column arrays.
-FLOW_COLUMN_TYPES = {
-    table: {
-        name: "bigint" if kind == "integer" else "text"
-        for name, kind in re.findall(r"(\w+) \{(integer|text)\}", columns)
-    }
-    for table, columns in _FLOW_TABLES
-}
-
-
 class SQLiteLedgerRecorder(GroupCommitting, SQLiteApplicationRecorder):
     """SQLite recorder keeping the feed, references and stream index with the events."""
 
@@ -260,11 +154,11 @@ class SQLiteLedgerRecorder(GroupCommitting, SQLiteApplicationRecorder):
                 f"CREATE TABLE IF NOT EXISTS {table} ("
                 + columns.format(integer="INTEGER", text="TEXT")
                 + ")"
-                for table, columns in _FLOW_TABLES
+                for table, columns in FLOW_TABLES
             ),
             *(
                 f"CREATE INDEX IF NOT EXISTS {table}_{suffix} ON {table} ({columns})"
-                for table, suffix, columns in _FLOW_INDEXES
+                for table, suffix, columns in FLOW_INDEXES
             ),
         ]
 
@@ -294,7 +188,7 @@ class SQLiteLedgerRecorder(GroupCommitting, SQLiteApplicationRecorder):
         if streams:
             marks = ", ".join("?" * (2 + len(STREAM_FACTS)))
             c.executemany(
-                f"INSERT INTO {STREAMS_TABLE} ({_STREAM_COLUMNS}) VALUES ({marks})",
+                f"INSERT INTO {STREAMS_TABLE} ({STREAM_COLUMNS}) VALUES ({marks})",
                 _stream_rows(streams),
             )
             c.executemany(
@@ -306,7 +200,7 @@ class SQLiteLedgerRecorder(GroupCommitting, SQLiteApplicationRecorder):
         position, recorded_at = (last[0], last[1]) if last else (0, 0)
         recorded_at = max(_now_us(), recorded_at)
         c.executemany(
-            f"INSERT INTO {FEED_TABLE} ({_FEED_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO {FEED_TABLE} ({FEED_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
             [
                 (position + i, nid, recorded_at, *caller)
                 for i, nid in enumerate(notification_ids, 1)
@@ -394,13 +288,13 @@ class PostgresLedgerRecorder(GroupCommitting, PostgresApplicationRecorder):
                     SQL("CREATE TABLE IF NOT EXISTS {}.{} (" + columns + ")").format(
                         schema, Identifier(table), integer=SQL("bigint"), text=SQL("text")
                     )
-                    for table, columns in _FLOW_TABLES
+                    for table, columns in FLOW_TABLES
                 ),
                 *(
                     SQL("CREATE INDEX IF NOT EXISTS {} ON {}.{} (" + columns + ")").format(
                         Identifier(f"{table}_{suffix}"), schema, Identifier(table)
                     )
-                    for table, suffix, columns in _FLOW_INDEXES
+                    for table, suffix, columns in FLOW_INDEXES
                 ),
             ]
         )
@@ -411,9 +305,9 @@ class PostgresLedgerRecorder(GroupCommitting, PostgresApplicationRecorder):
         self._insert_references = SQL(
             "INSERT INTO {}.{} (scope, reference, stream_id) VALUES (%s, %s, %s)"
         ).format(schema, refs)
-        self._insert_streams = SQL(
-            "INSERT INTO {}.{} (" + _STREAM_COLUMNS + ") VALUES ({})"
-        ).format(schema, streams, SQL(", ").join([SQL("%s")] * (2 + len(STREAM_FACTS))))
+        self._insert_streams = SQL("INSERT INTO {}.{} (" + STREAM_COLUMNS + ") VALUES ({})").format(
+            schema, streams, SQL(", ").join([SQL("%s")] * (2 + len(STREAM_FACTS)))
+        )
         # Arrays are sent in binary: in text, psycopg escapes every element with a regular
         # expression, about 45 µs for an entry's JSON body (a third of seeding's time).
         # Runs after the library took its EXCLUSIVE lock on the events table, which serializes
@@ -421,7 +315,7 @@ class PostgresLedgerRecorder(GroupCommitting, PostgresApplicationRecorder):
         self._append_feed = SQL(
             "WITH last AS ("
             "  SELECT position, recorded_at FROM {0}.{1} ORDER BY position DESC LIMIT 1) "
-            "INSERT INTO {0}.{1} (" + _FEED_COLUMNS + ") "
+            "INSERT INTO {0}.{1} (" + FEED_COLUMNS + ") "
             "SELECT COALESCE((SELECT position FROM last), 0) + t.ord, t.nid, "
             "       GREATEST(%s, COALESCE((SELECT recorded_at FROM last), 0)), "
             "       t.role, t.organization, t.subject "
