@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ class LedgerUnreachable(Exception):
     """The ledger did not answer as its API says; the message says what it answered."""
 
 
+NDJSON = "application/x-ndjson"
 # A 503 with Retry-After (the ledger building as many large answers as it allows) is asked
 # again this many times, waiting as told, up to this long each time.
 BUSY_ATTEMPTS = 6
@@ -54,34 +56,64 @@ class AuditClient:
 
     def get(self, path: str, **params: Any) -> Any:
         """The JSON of a GET; LedgerUnreachable for anything but a 200."""
-        response = self._get(path, params)
-        try:
-            return response.json()
-        except ValueError:
-            raise LedgerUnreachable(f"{path} did not answer JSON") from None
+        return _json(path, self._get(path, params).content)
 
     def text(self, path: str, **params: Any) -> str:
         """The text of a GET (e.g. CSV)."""
         return self._get(path, params).text
 
-    def _get(self, path: str, params: dict[str, Any]) -> httpx.Response:
+    def lines(self, path: str, **params: Any) -> Iterator[Any]:
+        """The JSON of each line of a GET answered as NDJSON, as it arrives; a ledger that
+        answers plain JSON instead (an earlier release) gives that as its one line."""
+        response = self._get(path, params, accept=NDJSON, stream=True)
+        try:
+            with self._answering(path):
+                if not response.headers.get("content-type", "").startswith(NDJSON):
+                    yield _json(path, response.read())
+                    return
+                for line in response.iter_lines():
+                    if line:
+                        yield _json(path, line)
+        finally:
+            response.close()
+
+    @contextlib.contextmanager
+    def _answering(self, path: str) -> Iterator[None]:
+        """Network failures while waiting on `path`, as LedgerUnreachable."""
+        try:
+            yield
+        except httpx.TimeoutException:
+            raise LedgerUnreachable(
+                f"the ledger at {self.url} did not answer {path} within "
+                f"{self._http.timeout.read:g} s (--timeout sets how long to wait)"
+            ) from None
+        except httpx.TransportError as exc:
+            raise LedgerUnreachable(f"the ledger at {self.url} did not answer: {exc}") from None
+
+    def _get(
+        self,
+        path: str,
+        params: dict[str, Any],
+        *,
+        accept: str | None = None,
+        stream: bool = False,
+    ) -> httpx.Response:
         query = {key: value for key, value in params.items() if value is not None}
+        headers = {"Accept": accept} if accept else None
+        request = self._http.build_request("GET", path, params=query, headers=headers)
         for attempt in range(1, BUSY_ATTEMPTS + 1):
-            try:
-                response = self._http.get(path, params=query)
-            except httpx.TimeoutException:
-                raise LedgerUnreachable(
-                    f"the ledger at {self.url} did not answer {path} within "
-                    f"{self._http.timeout.read:g} s (--timeout sets how long to wait)"
-                ) from None
-            except httpx.TransportError as exc:
-                raise LedgerUnreachable(f"the ledger at {self.url} did not answer: {exc}") from None
+            with self._answering(path):
+                response = self._http.send(request, stream=stream)
             pause = _retry_after(response)
             if pause is None or attempt == BUSY_ATTEMPTS:
                 break
+            response.close()
             self._waiting(f"{path}: the ledger is busy; asking again in {pause:g} s")
             self._sleep(pause)
         if response.status_code != 200:
+            with self._answering(path):
+                response.read()
+            response.close()
             detail = response.text[:500]
             with contextlib.suppress(ValueError):
                 detail = response.json().get("detail", detail)
@@ -154,6 +186,13 @@ class AuditClient:
     def close(self) -> None:
         """Close the connection pool."""
         self._http.close()
+
+
+def _json(path: str, text: str | bytes) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise LedgerUnreachable(f"{path} did not answer JSON") from None
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -14,7 +14,7 @@ from proto.feed import FeedEntry, FeedPage
 from proto.ledger_events import EVENT_PAYLOADS
 from proto.money import Money
 from proto.problem import Problem
-from proto.reconciliation import Reconciliation
+from proto.reconciliation import Reconciliation, ReconciliationLine
 
 SCHEMA_DIR = Path(__file__).parent / "schema"
 _BASE = "urn:community-ledger:schema:"
@@ -41,6 +41,7 @@ def schemas() -> dict[str, str]:
     models["catalog-guide.json"] = _schema(CommunityGuide, "catalog-guide")
     models["audit-budget-flow.json"] = _schema(BudgetFlow, "audit-budget-flow")
     models["reconciliation.json"] = _schema(Reconciliation, "reconciliation")
+    models["reconciliation-line.json"] = _schema(ReconciliationLine, "reconciliation-line")
     for feed, payloads in (("ledger", EVENT_PAYLOADS), ("catalog", CATALOG_EVENT_PAYLOADS)):
         for event_type, payload in payloads.items():
             models[f"{feed}-event.{event_type}.json"] = _schema(

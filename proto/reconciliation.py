@@ -1,11 +1,14 @@
 """The answer of `GET /audit/reconcile`: the whole ledger replayed from its feed, and every
-invariant found broken, with the events involved."""
+invariant found broken, with the events involved; and, streamed as NDJSON, how far it has gone."""
 
 from __future__ import annotations
 
+from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from proto.problem import Problem
 
 RULE_PATTERN = r"^[a-z]+(-[a-z]+)*$"
 
@@ -67,4 +70,31 @@ class Reconciliation(_Wire):
     checks: list[CheckRun] = Field(description="Every check, whether it ran and what it found")
     violations: list[Violation] = Field(
         description="Every violation found, in feed order; empty on an honest ledger"
+    )
+
+
+class ReconciliationProgress(_Wire):
+    """How far a reconciliation running now has gone."""
+
+    stage: Literal["replaying", "checking"] = Field(
+        description="replaying: the feed, page by page; checking: what lies beside the feed "
+        "(the signed checkpoints, the funding-flow read model), once the replay is done"
+    )
+    replayed_through: int = Field(ge=0, description="The last feed position replayed so far")
+    head: int = Field(ge=0, description="The position the replay runs through")
+
+
+class ReconciliationLine(BaseModel):
+    """One line of `GET /audit/reconcile` asked for as `application/x-ndjson`: while the
+    reconciliation runs, its progress about every second; then one last line, its answer, or the
+    problem that stopped it. Each line holds exactly one of the three."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    progress: ReconciliationProgress | None = None
+    reconciliation: Reconciliation | None = None
+    problem: Problem | None = Field(
+        default=None,
+        description="Why the reconciliation stopped before its answer (RFC 9457): it found "
+        "nothing either way, and may be asked for again",
     )

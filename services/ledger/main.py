@@ -10,10 +10,12 @@ from uuid import UUID
 
 from fastapi import FastAPI
 
+from proto.reconciliation import ReconciliationLine
 from services.common.app import finish_service, open_idempotency
 from services.common.auth import AuthSettings, ServiceToken
 from services.common.gate import Gate
 from services.common.health import health_router, service_answers
+from services.common.openapi_schemas import document_schemas
 from services.common.sql import async_engine
 from services.ledger.api import (
     audit_flow,
@@ -148,4 +150,5 @@ def create_app(settings: LedgerSettings | None = None, auth: AuthSettings | None
         if secret.get_secret_value() == development
     ]
     finish_service(app, auth, settings, service="ledger", development_secrets=development_secrets)
+    document_schemas(app, ReconciliationLine)
     return app

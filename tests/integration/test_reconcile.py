@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -22,8 +23,15 @@ from sqlalchemy.engine import make_url
 
 from proto.actor import Actor, Role
 from proto.feed import FeedEntry
-from proto.reconciliation import EventRef, Reconciliation, Violation
-from services.ledger.api import audit_reconcile
+from proto.reconciliation import (
+    EventRef,
+    Reconciliation,
+    ReconciliationLine,
+    ReconciliationProgress,
+    Violation,
+)
+from services.common.gate import Gate
+from services.ledger.api import audit_reconcile, progress_lines
 from services.ledger.application import LedgerApplication
 from services.ledger.audit.reconcile import (
     CHECKS,
@@ -43,6 +51,7 @@ from tests.support.ledger_api import allocate, cny, deliver, ok, open_budget, si
 pytestmark = pytest.mark.asyncio
 
 AUDITOR_ACTOR = Actor(role=Role.AUDITOR, organization_id=UUID(AUDIT_OFFICE_ID), subject="a")
+NDJSON = {"Accept": "application/x-ndjson"}
 # Before the acceptances (recorded now) but after the contract was signed (2014-04-14).
 BACKDATED = "2014-06-01T00:00:00+08:00"
 
@@ -150,16 +159,93 @@ async def test_an_honest_ledger_reconciles_with_every_check_run(
     assert ran[MERKLE] == ran[FLOW_MODEL] == (False, 0)
 
 
-async def test_overseers_may_reconcile_and_no_one_else(ledger: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize("accept", [{}, NDJSON], ids=["json", "ndjson"])
+async def test_overseers_may_reconcile_and_no_one_else(
+    ledger: httpx.AsyncClient, accept: dict[str, str]
+) -> None:
     for role in Role:
-        response = await ledger.get("/audit/reconcile", headers=acting(role, UUID(int=7)))
+        headers = acting(role, UUID(int=7)) | accept
+        response = await ledger.get("/audit/reconcile", headers=headers)
         if role in (Role.FINANCE, Role.AUDITOR, Role.SERVICE):
             assert response.status_code == 200, (role, response.text)
             continue
+        # Refused before any line is sent, so the status says so.
         assert response.status_code == 403, (role, response.text)
         assert response.headers["content-type"] == "application/problem+json"
         assert "reconcile" in response.json()["detail"]
-    assert (await ledger.get("/audit/reconcile")).status_code == 401
+    assert (await ledger.get("/audit/reconcile", headers=accept)).status_code == 401
+
+
+async def test_asked_for_lines_a_reconciliation_says_how_far_it_has_gone_then_answers(
+    ledger_app: FastAPI,
+    ledger: httpx.AsyncClient,
+    parties: Parties,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await tell_the_story(ledger, parties)
+    gate: Gate = ledger_app.state.large_reads
+    slots_held: list[int] = []
+
+    def slow_check(head: int) -> list[Violation]:
+        # Long enough for a few progress lines while the checks beside the feed run.
+        slots_held.append(gate.holding)
+        time.sleep(0.2)
+        return []
+
+    ledger_app.dependency_overrides[audit_reconcile.flow_check] = lambda: slow_check
+    monkeypatch.setattr(progress_lines, "EVERY_SECONDS", 0.02)
+    streamed = await ledger.get("/audit/reconcile", headers=AUDITOR | NDJSON)
+
+    assert streamed.status_code == 200, streamed.text
+    assert streamed.headers["content-type"] == "application/x-ndjson"
+    # The large-read slot is held while the answer streams, not only while the route ran.
+    assert slots_held == [1]
+    assert gate.holding == 0
+    lines = [ReconciliationLine.model_validate_json(line) for line in streamed.text.splitlines()]
+    *progress, last = lines
+    assert (last.progress, last.problem) == (None, None)
+    answer = last.reconciliation
+    assert answer is not None
+    assert answer == await reconciled(ledger)
+    # Each progress line holds progress alone: the replay done, the checks beside it running.
+    assert progress, "no progress line while the checks ran"
+    assert {(line.reconciliation, line.problem) for line in progress} == {(None, None)}
+    assert {line.progress for line in progress} == {
+        ReconciliationProgress(
+            stage="checking", replayed_through=answer.checked_through, head=answer.checked_through
+        )
+    }
+
+
+async def test_the_lines_are_documented_beside_the_answer(ledger: httpx.AsyncClient) -> None:
+    document = (await ledger.get("/openapi.json")).json()
+    content = document["paths"]["/audit/reconcile"]["get"]["responses"]["200"]["content"]
+    assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/Reconciliation"}
+    line = content["application/x-ndjson"]["schema"]
+    assert line == {"$ref": "#/components/schemas/ReconciliationLine"}
+    schemas = document["components"]["schemas"]
+    assert set(schemas["ReconciliationLine"]["properties"]) == {
+        "progress",
+        "reconciliation",
+        "problem",
+    }
+    assert "ReconciliationProgress" in schemas
+
+
+async def test_reconciliation_reports_its_progress_page_by_page(
+    ledger_app: FastAPI, ledger: httpx.AsyncClient, parties: Parties
+) -> None:
+    await tell_the_story(ledger, parties)
+    heard: list[ReconciliationProgress] = []
+    app: LedgerApplication = ledger_app.state.ledger
+    answer = reconcile_ledger(app, by=AUDITOR_ACTOR, page_size=10, progress=heard.append)
+
+    head = answer.checked_through
+    assert [(p.stage, p.replayed_through) for p in heard] == [
+        *(("replaying", through) for through in [*range(0, head, 10), head]),
+        ("checking", head),
+    ]
+    assert {p.head for p in heard} == {head}
 
 
 # --- a rogue operator ------------------------------------------------------------------------

@@ -117,3 +117,45 @@ def test_an_answer_slower_than_the_timeout_says_how_to_wait_longer() -> None:
         LedgerUnreachable, match=r"did not answer /audit/reconcile within 45 s \(--timeout"
     ):
         client.get("/audit/reconcile")
+
+
+def ledger_answering(
+    content: str, content_type: str, *, busy_first: bool = False
+) -> tuple[AuditClient, list[str]]:
+    """A client of a ledger whose reconciliation answers `content`, after one 503 if asked;
+    and the Accept header of each time it was asked."""
+    accepted: list[str] = []
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        accepted.append(request.headers.get("Accept", ""))
+        if busy_first and len(accepted) == 1:
+            return httpx.Response(503, json={"detail": "busy"}, headers={"Retry-After": "1"})
+        return httpx.Response(200, text=content, headers={"Content-Type": content_type})
+
+    client = AuditClient(
+        "http://ledger.test", "token", sleep=lambda _: None, transport=httpx.MockTransport(serve)
+    )
+    return client, accepted
+
+
+@pytest.mark.parametrize("busy_first", [False, True])
+def test_an_answer_in_lines_is_read_line_by_line(busy_first: bool) -> None:
+    lines = '{"progress":{"stage":"replaying"}}\n\n{"reconciliation":{"violations":[]}}\n'
+    client, accepted = ledger_answering(lines, "application/x-ndjson", busy_first=busy_first)
+    assert list(client.lines("/audit/reconcile")) == [
+        {"progress": {"stage": "replaying"}},
+        {"reconciliation": {"violations": []}},
+    ]
+    # Asked for lines each time, the time after a 503 too.
+    assert accepted == ["application/x-ndjson"] * (2 if busy_first else 1)
+
+
+def test_a_ledger_answering_plain_json_instead_of_lines_gives_it_as_one() -> None:
+    client, _ = ledger_answering('{"violations": []}', "application/json")
+    assert list(client.lines("/audit/reconcile")) == [{"violations": []}]
+
+
+def test_a_line_that_is_not_json_is_named() -> None:
+    client, _ = ledger_answering('{"progress":{}}\n<html>\n', "application/x-ndjson")
+    with pytest.raises(LedgerUnreachable, match="/audit/reconcile did not answer JSON"):
+        list(client.lines("/audit/reconcile"))

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
 
 from proto.reconciliation import Reconciliation, Violation
 from services.common.auth import Authenticated, CurrentActor
+from services.common.permissions import require_role
 from services.common.problems import PROBLEM_RESPONSES
 from services.ledger.api.deps import Ledger
 from services.ledger.api.large_reads import slot_for, with_busy_answer
+from services.ledger.api.progress_lines import NDJSON, Report, progress_lines, wants_lines
 from services.ledger.application import LedgerApplication
+from services.ledger.application.access import OVERSEERS
 from services.ledger.audit.checkpoints import Checkpointer
 from services.ledger.audit.flow_check import flow_model_check
 from services.ledger.audit.flow_model import FlowModel
 from services.ledger.audit.reconcile import (
+    RECONCILING,
     FeedCheck,
     Item,
     OuterCheck,
@@ -77,17 +82,41 @@ def flow_check(request: Request, ledger: Ledger, caller: CurrentActor) -> OuterC
     return None if model is None else flow_model_check(ledger, model, by=caller)
 
 
+_LINES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The reconciliation; or, asked for as `application/x-ndjson`, its "
+        "progress about every second while it runs, then its answer, one JSON object a line",
+        "content": {
+            NDJSON: {"schema": {"$ref": "#/components/schemas/ReconciliationLine"}},
+        },
+    }
+}
+
+
 @router.get(
     "/audit/reconcile",
     operation_id="reconcileLedger",
     dependencies=[Depends(slot_for("a reconciliation of the ledger"))],
-    responses=with_busy_answer(PROBLEM_RESPONSES),
+    response_model=Reconciliation,
+    responses={**with_busy_answer(PROBLEM_RESPONSES), **_LINES},
 )
 def reconcile(
+    request: Request,
     ledger: Ledger,
     caller: CurrentActor,
     merkle: Annotated[FeedCheck | None, Depends(merkle_check)],
     flows: Annotated[OuterCheck | None, Depends(flow_check)],
-) -> Reconciliation:
+) -> Any:
     """Replay the whole feed and report every broken invariant with the events involved."""
-    return reconcile_ledger(ledger, by=caller, merkle=merkle, flow_model=flows)
+    if not wants_lines(request.headers.get("accept")):
+        return reconcile_ledger(ledger, by=caller, merkle=merkle, flow_model=flows)
+    # Refused before the stream starts, so that the refusal is the answer's status.
+    require_role(caller, OVERSEERS, RECONCILING)
+
+    def work(report: Report) -> Reconciliation:
+        return reconcile_ledger(ledger, by=caller, merkle=merkle, flow_model=flows, progress=report)
+
+    lines = progress_lines(
+        work, answer="reconciliation", what="The reconciliation", instance=request.url.path
+    )
+    return StreamingResponse(lines, media_type=NDJSON)

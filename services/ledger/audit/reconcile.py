@@ -15,13 +15,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import attrgetter
-from typing import NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol
 from uuid import UUID
 
 from proto import ledger_events as ev
 from proto.actor import Actor
 from proto.feed import FeedEntry
-from proto.reconciliation import CheckRun, EventRef, Reconciliation, Violation
+from proto.reconciliation import (
+    CheckRun,
+    EventRef,
+    Reconciliation,
+    ReconciliationProgress,
+    Violation,
+)
 from services.common.collector import collector_paused
 from services.common.permissions import require_role
 from services.ledger.application.access import OVERSEERS
@@ -59,6 +65,10 @@ MERKLE_INVARIANT = "The Merkle root of the feed equals the root of the latest ch
 FLOW_MODEL = "flow-read-model-differs-from-replay"
 FLOW_MODEL_INVARIANT = "The funding-flow read model gives each budget the flow its events replay to"
 
+RECONCILING = "reconcile the whole ledger"
+Progress = Callable[[ReconciliationProgress], None]
+"""Told how far a reconciliation has gone: as it starts, after each page it replays, and as
+the checks beside the feed begin. It may raise to stop the reconciliation there."""
 OuterCheck = Callable[[int], Sequence[Violation]]
 """A check of what lies beside the feed (a read model): given the position the replay ran
 through, the violations it finds; CheckNotRun if it could not look."""
@@ -446,22 +456,31 @@ def reconcile(
     merkle: FeedCheck | None = None,
     flow_model: OuterCheck | None = None,
     page_size: int = PAGE_SIZE,
+    progress: Progress | None = None,
 ) -> Reconciliation:
     """Replay the feed from position 1 through `head`, page by page, checking every invariant.
 
     The checks of what lies beside the feed (the Merkle log, the read model) run when given,
-    and the answer says which did not.
+    and the answer says which did not. `progress` is told how far it has gone.
     """
     if page_size < 1:
         raise ValueError(f"page size must be at least 1, got {page_size}")
+
+    def tell(stage: Literal["replaying", "checking"], through: int) -> None:
+        if progress is not None:
+            progress(ReconciliationProgress(stage=stage, replayed_through=through, head=head))
+
     replay = _Replay()
     after = 0
+    tell("replaying", after)
     while after < head:
         with collector_paused():
             reached = _replay_page(replay, read_page, after, page_size, head, merkle)
         if reached is None:
             break
         after = reached
+        tell("replaying", after)
+    tell("checking", after)
     replay.finish(head)
     checked, violations = replay.count, replay.violations
     # The replay's state grows with the ledger (every contract's dated records); the checks
@@ -502,13 +521,15 @@ def reconcile_ledger(
     merkle: FeedCheck | None = None,
     flow_model: OuterCheck | None = None,
     page_size: int = PAGE_SIZE,
+    progress: Progress | None = None,
 ) -> Reconciliation:
     """Reconcile the whole ledger as it stands; for overseers only (403 for anyone else)."""
-    require_role(by, OVERSEERS, "reconcile the whole ledger")
+    require_role(by, OVERSEERS, RECONCILING)
     return reconcile(
         feed_pages(ledger),
         head=ledger.reads.head(),
         merkle=merkle,
         flow_model=flow_model,
         page_size=page_size,
+        progress=progress,
     )
