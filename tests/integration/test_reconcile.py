@@ -34,14 +34,13 @@ from services.common.gate import Gate
 from services.ledger.api import audit_reconcile, progress_lines
 from services.ledger.application import LedgerApplication
 from services.ledger.audit.reconcile import (
-    CHECKS,
     FLOW_MODEL,
     MERKLE,
-    Item,
     feed_pages,
     reconcile,
     reconcile_ledger,
 )
+from services.ledger.audit.reconcile_replay import CHECKS, Item
 from tests.support.actors import AUDIT_OFFICE_ID, AUDITOR, FINANCE, acting
 from tests.support.catalog import Parties
 from tests.support.feeds import read_whole_feed

@@ -16,7 +16,8 @@ from fastapi import FastAPI
 
 from proto.feed import FeedEntry
 from services.common.collector import collector_paused, freeze_once_started
-from services.ledger.audit.reconcile import Item, reconcile
+from services.ledger.audit.reconcile import reconcile
+from services.ledger.audit.reconcile_replay import Item
 from tests.support.inprocess import client_for
 
 

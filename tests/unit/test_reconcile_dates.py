@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from proto.feed import FeedEntry
 from proto.money import Money
-from services.ledger.audit.reconcile import PAID_EARLY, Item, reconcile
+from services.ledger.audit.reconcile import reconcile
+from services.ledger.audit.reconcile_replay import PAID_EARLY, Item
 
 CONTRACT = UUID("00000000-0000-4000-8000-00000000c0de")
 DAY_ONE = datetime(2026, 3, 1, 9, tzinfo=UTC)

@@ -23,13 +23,11 @@ from services.ledger.audit.flow_model import FlowModel
 from services.ledger.audit.reconcile import (
     RECONCILING,
     FeedCheck,
-    Item,
     OuterCheck,
-    UnreadableEvent,
-    event_ref,
     feed_pages,
     reconcile_ledger,
 )
+from services.ledger.audit.reconcile_replay import Item, UnreadableEvent, event_ref
 from services.ledger.audit.verification import LogCheck
 
 router = APIRouter(dependencies=[Authenticated], tags=["audit"], responses=PROBLEM_RESPONSES)

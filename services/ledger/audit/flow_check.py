@@ -19,7 +19,8 @@ from services.ledger.audit.flow import replayed_streams
 from services.ledger.audit.flow_model import FlowModel
 from services.ledger.audit.flow_nodes import DEEP_KINDS, SHALLOW_KINDS, NodeState, node_key
 from services.ledger.audit.flow_tree import Branch, grow, lone
-from services.ledger.audit.reconcile import FLOW_MODEL, CheckNotRun, event_ref, feed_pages
+from services.ledger.audit.reconcile import FLOW_MODEL, CheckNotRun, feed_pages
+from services.ledger.audit.reconcile_replay import event_ref
 
 _PAGE = 1000
 logger = logging.getLogger("services.ledger.audit")
