@@ -371,7 +371,7 @@ class Database:
         self._datastore = recorder.datastore  # type: ignore[attr-defined]
         postgres = isinstance(recorder, PostgresApplicationRecorder)
         prefix = f'"{self._datastore.schema}".' if postgres else ""
-        self._mark = "%s" if postgres else "?"
+        self.mark = "%s" if postgres else "?"  # the database's parameter placeholder
         self.events = prefix + f'"{recorder.events_table_name}"'  # type: ignore[attr-defined]
         self.key = "notification_id" if postgres else "rowid"
         self.feed, self.leaves, self.checkpoints, self.entries = (
@@ -381,11 +381,17 @@ class Database:
     def run(self, *statements: tuple[str, tuple[Any, ...]]) -> None:
         with self._datastore.transaction(commit=True) as cursor:
             for sql, params in statements:
-                cursor.execute(sql.replace("?", self._mark), list(params))
+                cursor.execute(sql.replace("?", self.mark), list(params))
+
+    def execute(self, sql: str, *params: Any) -> list[Any]:
+        """Run one statement (`?` placeholders) and commit; the rows of a SELECT."""
+        with self._datastore.transaction(commit=True) as cursor:
+            cursor.execute(sql.replace("?", self.mark), list(params))
+            return list(cursor.fetchall()) if sql.startswith("SELECT") else []
 
     def one(self, sql: str, *params: Any) -> Any:
         with self._datastore.transaction(commit=False) as cursor:
-            cursor.execute(sql.replace("?", self._mark), list(params))
+            cursor.execute(sql.replace("?", self.mark), list(params))
             return cursor.fetchone()
 
     def event_of(self, position: int) -> tuple[Any, dict[str, Any]]:

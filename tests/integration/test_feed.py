@@ -6,7 +6,6 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 from uuid import UUID, uuid4
 
 import httpx
@@ -23,7 +22,6 @@ from services.ledger.application import LedgerApplication
 from services.ledger.feed import feed_entry
 from services.ledger.main import create_app
 from services.ledger.settings import LedgerSettings
-from services.ledger.store.tables import ENTRIES_TABLE, FEED_TABLE
 from tests.integration.test_audit_log import Database
 from tests.integration.test_reconcile import tell_the_story
 from tests.support.actors import (
@@ -45,20 +43,6 @@ FINANCE_CLERK = Actor(
     role=Role.FINANCE, organization_id=UUID(WUHOU_FINANCE_ID), subject="finance-clerk"
 )
 AUDITOR_ACTOR = Actor(role=Role.AUDITOR, organization_id=uuid4(), subject="auditor")
-
-
-def entries_table(app: LedgerApplication) -> str:
-    return ledger_table(app, ENTRIES_TABLE)
-
-
-def feed_table(app: LedgerApplication) -> str:
-    return ledger_table(app, FEED_TABLE)
-
-
-def ledger_table(app: LedgerApplication, name: str) -> str:
-    datastore = app.recorder.datastore  # type: ignore[attr-defined]
-    schema = getattr(datastore, "schema", None)
-    return f'"{schema}".{name}' if schema else name
 
 
 def schema_file(path: Path) -> Draft202012Validator:
@@ -205,8 +189,8 @@ async def test_the_feed_served_from_kept_entries_is_the_feed_the_events_give(
     assert served == computed
     assert len(served) > 30
     # Entries kept before bodies were (or whose bodies are lost) are computed just the same.
-    with app.recorder.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
-        cursor.execute(f"DELETE FROM {entries_table(app)}")
+    database = Database(app)
+    database.execute(f"DELETE FROM {database.entries}")
     assert [e.model_dump(mode="json") for e in await read_whole_feed(ledger)] == computed
     # `python -m services.ledger migrate` keeps them again, for every event, once.
     assert app.keep_missing_entries() == len(computed)
@@ -218,17 +202,17 @@ async def test_the_feed_served_from_kept_entries_is_the_feed_the_events_give(
     datastore = app.recorder.datastore  # type: ignore[attr-defined]
     forget_lines(app)
     with datastore.transaction(commit=False) as cursor:
-        cursor.execute(f"SELECT notification_id, body FROM {entries_table(app)}")
+        cursor.execute(f"SELECT notification_id, body FROM {database.entries}")
         kept = [(row["notification_id"], row["body"]) for row in cursor.fetchall()]
     earlier = [(unsorted(body), nid) for nid, body in kept]
     with datastore.transaction(commit=True) as cursor:
-        update = f"UPDATE {entries_table(app)} SET body = {mark(app)} WHERE notification_id = "
-        cursor.executemany(update + mark(app), earlier)
+        update = f"UPDATE {database.entries} SET body = ? WHERE notification_id = ?"
+        cursor.executemany(update.replace("?", database.mark), earlier)
     assert [e.model_dump(mode="json") for e in await read_whole_feed(ledger)] == computed
     assert app.keep_missing_entries() == len(kept)
     assert app.keep_missing_entries() == 0
     with datastore.transaction(commit=False) as cursor:
-        cursor.execute(f"SELECT notification_id, body FROM {entries_table(app)}")
+        cursor.execute(f"SELECT notification_id, body FROM {database.entries}")
         assert sorted((row["notification_id"], row["body"]) for row in cursor.fetchall()) == sorted(
             kept
         )
@@ -244,18 +228,11 @@ async def served_lines(ledger: httpx.AsyncClient) -> list[str]:
     return response.text.splitlines()
 
 
-def run_sql(app: LedgerApplication, sql: str, *params: object) -> list[Any]:
-    """Rows of a statement run on the ledger's database behind its back (`?` placeholders)."""
-    with app.recorder.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
-        cursor.execute(sql.replace("?", mark(app)), list(params))
-        return list(cursor.fetchall()) if sql.startswith("SELECT") else []
-
-
 def kept_lines(app: LedgerApplication) -> list[str | None]:
     """The lines kept with the entries, in position order."""
-    rows = run_sql(
-        app,
-        f"SELECT b.line FROM {entries_table(app)} b JOIN {feed_table(app)} f "
+    database = Database(app)
+    rows = database.execute(
+        f"SELECT b.line FROM {database.entries} b JOIN {database.feed} f "
         "USING (notification_id) ORDER BY f.position",
     )
     return [row["line"] for row in rows]
@@ -264,17 +241,19 @@ def kept_lines(app: LedgerApplication) -> list[str | None]:
 def forget_lines(app: LedgerApplication) -> None:
     """The entries as a release before lines kept them: bodies, the entry less its feed row's
     fields (PostgreSQL keeps lines in their place; SQLite bodies)."""
-    if mark(app) != "%s":
+    database = Database(app)
+    if database.mark != "%s":
         return
-    table = entries_table(app)
-    for row in run_sql(app, f"SELECT notification_id, line FROM {table} WHERE line IS NOT NULL"):
+    table = database.entries
+    for row in database.execute(
+        f"SELECT notification_id, line FROM {table} WHERE line IS NOT NULL"
+    ):
         body = {
             key: value
             for key, value in json.loads(row["line"]).items()
             if key not in ("caused_by", "position", "recorded_at")
         }
-        run_sql(
-            app,
+        database.execute(
             f"UPDATE {table} SET body = ?, line = NULL, line_digest = NULL "
             "WHERE notification_id = ?",
             canonical_json(body).decode(),
@@ -311,9 +290,9 @@ async def test_each_entry_is_kept_whole_as_served_and_served_as_kept(
 
         # Served as kept: a kept line altered is served altered, so its leaf no longer matches.
         altered = served[2].replace('"role":', '"role" :', 1)
-        run_sql(
-            app,
-            f"UPDATE {entries_table(app)} SET line = ? WHERE line = ?",
+        database = Database(app)
+        database.execute(
+            f"UPDATE {database.entries} SET line = ? WHERE line = ?",
             altered,
             served[2],
         )
@@ -354,12 +333,11 @@ async def test_the_database_writes_every_page_of_kept_lines_itself(
 
 def rows_as_written(app: LedgerApplication) -> int:
     """How many kept lines' events and feed rows are still the rows they were written with."""
-    events = ledger_table(app, app.recorder.events_table_name)  # type: ignore[attr-defined]
+    database = Database(app)
     return int(
-        run_sql(
-            app,
-            f"SELECT count(*) AS n FROM {entries_table(app)} b JOIN {events} e "
-            f"USING (notification_id) JOIN {feed_table(app)} f USING (notification_id) "
+        database.execute(
+            f"SELECT count(*) AS n FROM {database.entries} b JOIN {database.events} e "
+            f"USING (notification_id) JOIN {database.feed} f USING (notification_id) "
             "WHERE b.written_in = e.xmin AND b.written_in = f.xmin",
         )[0]["n"]
     )
@@ -370,19 +348,21 @@ async def test_an_event_rewritten_with_its_feed_row_and_entry_shows_in_the_entry
     postgres_url: str, catalog_url: str, parties: Parties
 ) -> None:
     async with storied_ledger(postgres_url, catalog_url, parties) as (app, ledger, served):
-        events = ledger_table(app, app.recorder.events_table_name)  # type: ignore[attr-defined]
+        database = Database(app)
         # Every row rewritten as it was, together in one transaction, as a restore into one
         # transaction would: new row versions, but each line still has its digest.
-        with app.recorder.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
-            for table in (events, feed_table(app), entries_table(app)):
-                cursor.execute(f"UPDATE {table} SET notification_id = notification_id")
+        database.run(
+            *(
+                (f"UPDATE {table} SET notification_id = notification_id", ())
+                for table in (database.events, database.feed, database.entries)
+            )
+        )
         assert rows_as_written(app) == 0
         assert await served_lines(ledger) == served
 
         # An allocation made ten times larger, its feed row and kept line rewritten in the
         # same transaction: the three rows are of one transaction again, but not of the one
         # the line was written in, and the line served says what the event now says.
-        database = Database(app)
         position = database.first_of("Budget.Allocated")
         database.inflate_allocation(position, database.feed, database.entries)
         now = await served_lines(ledger)
@@ -398,7 +378,8 @@ async def test_lines_kept_before_their_transaction_was_are_served_after_an_upgra
 ) -> None:
     async with storied_ledger(postgres_url, catalog_url, parties) as (app, _, served):
         # The table as a release before lines were tied to their transaction made it.
-        run_sql(app, f"ALTER TABLE {entries_table(app)} DROP COLUMN written_in")
+        database = Database(app)
+        database.execute(f"ALTER TABLE {database.entries} DROP COLUMN written_in")
 
     upgraded = create_app(LedgerSettings(database_url=postgres_url, catalog_url=catalog_url))
     async with client_for(upgraded) as ledger:
@@ -432,9 +413,9 @@ async def test_entries_kept_before_lines_are_served_after_an_upgrade(
     async with storied_ledger(postgres_url, catalog_url, parties) as (app, _, served):
         # The table as a release before lines made it.
         forget_lines(app)
-        run_sql(
-            app,
-            f"ALTER TABLE {entries_table(app)} DROP COLUMN line, DROP COLUMN line_digest, "
+        database = Database(app)
+        database.execute(
+            f"ALTER TABLE {database.entries} DROP COLUMN line, DROP COLUMN line_digest, "
             "DROP COLUMN written_in, ALTER COLUMN body SET NOT NULL",
         )
 
@@ -463,7 +444,8 @@ async def test_a_feed_row_changed_behind_the_ledgers_back_shows_in_the_entry_ser
     app: LedgerApplication = ledger_app.state.ledger
     honest = await served_lines(ledger)
     column, value = FEED_ROW_CHANGES[change]
-    run_sql(app, f"UPDATE {feed_table(app)} SET {column} = {value} WHERE position = 3")
+    database = Database(app)
+    database.execute(f"UPDATE {database.feed} SET {column} = {value} WHERE position = 3")
 
     served = await served_lines(ledger)
     assert served[:2] == honest[:2]
@@ -476,8 +458,3 @@ def unsorted(body: str) -> str:
     """A canonical body as an earlier release kept it: the same fields, keys not sorted."""
     fields = json.loads(body)
     return json.dumps(dict(reversed(fields.items())), ensure_ascii=False, separators=(",", ":"))
-
-
-def mark(app: LedgerApplication) -> str:
-    """The database's parameter placeholder."""
-    return "%s" if "postgres" in type(app.recorder).__name__.lower() else "?"
