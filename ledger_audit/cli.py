@@ -179,6 +179,9 @@ def flow(
     console.print(tree)
 
 
+_STAGES = {"replaying": "replaying the feed", "checking": "checking beside the feed"}
+
+
 @app.command()
 def reconcile(url: Url = DEFAULT_URL, token: Token = "", timeout: Timeout = LONG_TIMEOUT) -> None:
     """Replay the whole ledger and check every invariant; exit 1 on any violation."""
@@ -220,9 +223,6 @@ def reconcile(url: Url = DEFAULT_URL, token: Token = "", timeout: Timeout = LONG
     )
     if answer["violations"]:
         raise typer.Exit(1)
-
-
-_STAGES = {"replaying": "replaying the feed", "checking": "checking beside the feed"}
 
 
 @app.command("export-ocds")

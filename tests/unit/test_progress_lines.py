@@ -107,6 +107,7 @@ async def test_a_caller_who_leaves_stops_the_work_before_the_stream_closes() -> 
         ("application/x-ndjson", True),
         ("application/json;q=0.5, Application/X-NDJSON; q=1", True),
         ("application/json", False),
+        ("application/x-ndjson; q=0, application/json", False),
         ("*/*", False),
         (None, False),
     ],

@@ -32,9 +32,25 @@ class Abandoned(Exception):
 
 
 def wants_lines(accept: str | None) -> bool:
-    """Whether an Accept header asks for the answer as NDJSON lines."""
-    media_types = (part.split(";", 1)[0].strip().lower() for part in (accept or "").split(","))
-    return NDJSON in media_types
+    """Whether an Accept header asks for the answer as NDJSON lines (and not with `q=0`)."""
+    for part in (accept or "").split(","):
+        media_type, *parameters = (piece.strip().lower() for piece in part.split(";"))
+        if media_type == NDJSON:
+            weights = [
+                value
+                for name, _, value in (p.partition("=") for p in parameters)
+                if name.strip() == "q"
+            ]
+            return not weights or _weight(weights[0]) > 0
+    return False
+
+
+def _weight(value: str) -> float:
+    """An Accept header's `q` (RFC 9110): 0 refuses the media type; unreadable, it counts as 0."""
+    try:
+        return float(value)
+    except ValueError:
+        return 0.0
 
 
 def _line(**one: Any) -> bytes:
