@@ -45,6 +45,27 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def problem_body(
+    status: int,
+    title: str,
+    detail: str | None,
+    *,
+    kind: str | None = None,
+    instance: str | None = None,
+    invalid_params: list[InvalidParam] | None = None,
+) -> dict[str, Any]:
+    """A problem's JSON object (RFC 9457), as a response or a line of a stream carries it."""
+    problem = Problem(
+        type=PROBLEM_BASE + kind if kind else "about:blank",
+        title=title,
+        status=status,
+        detail=detail,
+        instance=instance,
+        **{"invalid-params": invalid_params},
+    )
+    return problem.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
 def problem_response(
     status: int,
     title: str,
@@ -55,19 +76,10 @@ def problem_response(
     invalid_params: list[InvalidParam] | None = None,
 ) -> JSONResponse:
     """A problem+json response."""
-    problem = Problem(
-        type=PROBLEM_BASE + kind if kind else "about:blank",
-        title=title,
-        status=status,
-        detail=detail,
-        instance=instance,
-        **{"invalid-params": invalid_params},
+    body = problem_body(
+        status, title, detail, kind=kind, instance=instance, invalid_params=invalid_params
     )
-    return JSONResponse(
-        problem.model_dump(by_alias=True, exclude_none=True),
-        status_code=status,
-        media_type=PROBLEM_JSON,
-    )
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
 def _location(loc: Sequence[int | str]) -> str:

@@ -15,9 +15,8 @@ import anyio
 from pydantic import BaseModel
 from pydantic_core import to_json
 
-from proto.problem import Problem
 from services.common.observability import current_request_id
-from services.common.problems import PROBLEM_BASE
+from services.common.problems import problem_body
 
 NDJSON = "application/x-ndjson"
 EVERY_SECONDS = 1.0
@@ -58,16 +57,15 @@ def _line(**one: Any) -> bytes:
 
 
 def _stopped(what: str, instance: str) -> bytes:
-    request_id = current_request_id()
-    problem = Problem(
-        type=PROBLEM_BASE + "stopped-before-its-answer",
-        title="Stopped before its answer",
-        status=500,
-        detail=f"{what} stopped at an error the ledger logged under request id {request_id}; "
-        "it found nothing either way, and may be asked for again",
+    problem = problem_body(
+        500,
+        "Stopped before its answer",
+        f"{what} stopped at an error the ledger logged under request id "
+        f"{current_request_id()}; it found nothing either way, and may be asked for again",
+        kind="stopped-before-its-answer",
         instance=instance,
     )
-    return _line(problem=problem.model_dump(mode="json", by_alias=True, exclude_none=True))
+    return _line(problem=problem)
 
 
 async def progress_lines(
